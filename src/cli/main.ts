@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+// main.ts — the CLI, top to bottom: parse → load → start → print → wait for a signal → drain → exit.
+import { readFileSync } from 'node:fs';
+import { PortlabError, isPortlabError } from '../errors.js';
+import { planFromFiles } from '../model/plan.js';
+import { Portlab } from '../runtime.js';
+import { hostsLines, routeLines, routesJson } from './routes-table.js';
+import { parseOptions, USAGE, type Options } from './options.js';
+import { watchManifests } from './watch.js';
+import { addHosts, removeHosts } from './hosts.js';
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const err = (line: string) => process.stderr.write(`${line}\n`);
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseOptions(argv);
+  switch (options.command) {
+    case 'help':
+      out(USAGE);
+      return 0;
+    case 'version':
+      out(JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version);
+      return 0;
+    case 'validate':
+      return validate(options);
+    case 'routes':
+      return routes(options);
+    case 'bench': {
+      const { runBench } = await import('../bench/run.js');
+      return runBench(options);
+    }
+    case 'pod':
+      return podCommand(options);
+    case 'up':
+      return up(options);
+  }
+}
+
+async function validate(options: Options): Promise<number> {
+  const state = await planFromFiles(options);
+  for (const w of state.warnings) err(`warning: ${w}`);
+  const ports = state.services.reduce((n, s) => n + s.ports.length, 0);
+  out(`valid: ${state.services.length} Service(s), ${ports} port(s), ${state.pods.length} stand-in pod(s) in ${options.files.join(', ')}`);
+  return 0;
+}
+
+async function routes(options: Options): Promise<number> {
+  const state = await planFromFiles(options);
+  if (options.hosts) {
+    for (const line of hostsLines(state)) out(line);
+    return 0;
+  }
+  if (options.output === 'json') {
+    out(JSON.stringify(routesJson(state, options.nodeportHop), null, 2));
+    return 0;
+  }
+  for (const w of state.warnings) err(`warning: ${w}`);
+  for (const line of routeLines(state, { nodeportHop: options.nodeportHop, wide: options.output === 'wide' })) out(line);
+  return 0;
+}
+
+async function podCommand(options: Options): Promise<number> {
+  const [verb, name] = options.positionals;
+  if (verb !== 'kill' || !name) throw new PortlabError('PORTLAB_USAGE', 'usage: portlab pod kill NAME [--admin ADDR:PORT]');
+  if (!options.admin) throw new PortlabError('PORTLAB_USAGE', 'portlab pod kill talks to a running portlab through its admin listener; --admin off leaves nothing to talk to');
+  const { request } = await import('undici');
+  const res = await request(`http://${options.admin.host}:${options.admin.port}/api/pods/${encodeURIComponent(name)}/kill`, { method: 'POST' });
+  const body = (await res.body.json()) as { killed: boolean };
+  if (!body.killed) {
+    err(`no stand-in pod named ${name}: \`portlab routes -o wide\` lists them`);
+    return 1;
+  }
+  out(`pod ${name} killed; its workload brings it back shortly`);
+  return 0;
+}
+
+async function up(options: Options): Promise<number> {
+  const { portlab, state, summary } = await Portlab.start(options);
+  for (const note of state.notes) err(`note: ${note}`);
+  for (const w of state.warnings) err(`warning: ${w}`);
+  out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
+  for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true })) out(line);
+  if (portlab.admin && options.admin) out(`admin:   http://${options.admin.host}:${options.admin.port}/  (dashboard, /metrics, /healthz)`);
+  let hostsWritten = false;
+  if (options.writeHosts) {
+    await addHosts(options.hostsFile, hostsLines(state));
+    hostsWritten = true;
+    out(`hosts:   wrote ${state.services.filter((s) => s.clusterIP).length} name(s) to ${options.hostsFile}; removed on exit`);
+  }
+  const stopWatching = options.watch
+    ? watchManifests(options.files, async () => {
+        const result = await portlab.reload();
+        if (result.ok) {
+          const s = result.summary;
+          out(`reload: ${s.opened} opened, ${s.closed} closed, ${s.kept} kept, pods +${s.podsStarted}/-${s.podsStopped} in ${s.durationMs.toFixed(1)} ms`);
+          for (const line of routeLines(result.state, { nodeportHop: options.nodeportHop })) out(line);
+        } else {
+          err(`reload failed; still serving the previous config:`);
+          printError(result.error, options.debug);
+        }
+      })
+    : () => {};
+  out(`ready: forwarding. Ctrl-C drains and exits.`);
+
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        err(`${signal} again: exiting now`);
+        process.exit(0);
+      }
+      stopping = true;
+      err(`${signal}: draining for up to ${options.drainTimeoutMs} ms`);
+      stopWatching();
+      const hosts = hostsWritten ? removeHosts(options.hostsFile).catch(() => {}) : Promise.resolve();
+      void Promise.all([hosts, portlab.close()]).then(() => resolve(0));
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+function printError(e: unknown, debug: boolean): void {
+  if (isPortlabError(e)) {
+    for (const d of e.details) err(d);
+    err(`error: ${e.message}`);
+    err(`fix: ${e.fix}`);
+  } else {
+    err(`error: ${(e as Error)?.message ?? String(e)}`);
+  }
+  if (debug && e instanceof Error && e.stack) err(e.stack);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const debug = process.argv.includes('--debug');
+    printError(e, debug);
+    process.exitCode = isPortlabError(e) ? e.exitCode : 1;
+  },
+);

@@ -1,0 +1,221 @@
+// options.ts — the command line: commands, flags and their defaults, parsed with node:util parseArgs (no dependency).
+import { parseArgs } from 'node:util';
+import { PortlabError } from '../errors.js';
+import { parseCidr } from '../model/addresses.js';
+import type { LogFormat } from '../observe/log.js';
+
+export type Command = 'up' | 'routes' | 'validate' | 'bench' | 'pod' | 'help' | 'version';
+
+/** Options is every flag after parsing and checking. Durations are in milliseconds. */
+export interface Options {
+  command: Command;
+  files: string[];
+  nodeAddress: string;
+  nodes: number;
+  nodeCidr: string;
+  serviceCidr: string;
+  podCidr: string;
+  loadBalancerCidr: string;
+  addresses: 'distinct' | 'shared';
+  nodeportHop: 'via-service' | 'direct';
+  nodePortRange: [number, number];
+  mode: 'auto' | 'tcp' | 'http';
+  balance: 'random' | 'round-robin';
+  upstreamTimeoutMs: number;
+  headersTimeoutMs: number;
+  udpTimeoutMs: number;
+  idleTimeoutMs: number;
+  drainTimeoutMs: number;
+  maxConnections?: number;
+  admin?: { host: string; port: number };
+  logFormat: LogFormat;
+  quiet: boolean;
+  watch: boolean;
+  debug: boolean;
+  output: 'table' | 'wide' | 'json';
+  hosts: boolean;
+  writeHosts: boolean;
+  hostsFile: string;
+  positionals: string[];
+  bench: { quick: boolean; reps: number; json?: string; html?: string };
+}
+
+const flags = {
+  file: { type: 'string', short: 'f', multiple: true },
+  'node-address': { type: 'string', default: '127.0.0.1' },
+  nodes: { type: 'string', default: '1' },
+  'node-cidr': { type: 'string', default: '127.0.1.0/24' },
+  'service-cidr': { type: 'string', default: '127.10.0.0/16' },
+  'pod-cidr': { type: 'string', default: '127.244.0.0/16' },
+  'lb-cidr': { type: 'string', default: '127.20.0.0/16' },
+  addresses: { type: 'string', default: 'distinct' },
+  'nodeport-hop': { type: 'string', default: 'via-service' },
+  'nodeport-range': { type: 'string', default: '30000-32767' },
+  mode: { type: 'string', default: 'auto' },
+  balance: { type: 'string', default: 'random' },
+  'upstream-timeout': { type: 'string', default: '30s' },
+  'headers-timeout': { type: 'string', default: '60s' },
+  'udp-timeout': { type: 'string', default: '30s' },
+  'idle-timeout': { type: 'string', default: '0' },
+  'drain-timeout': { type: 'string', default: '10s' },
+  'max-connections': { type: 'string' },
+  admin: { type: 'string', default: '127.0.0.1:10249' },
+  'log-format': { type: 'string', default: 'text' },
+  quiet: { type: 'boolean', short: 'q', default: false },
+  watch: { type: 'boolean', short: 'w', default: false },
+  debug: { type: 'boolean', default: false },
+  output: { type: 'string', short: 'o', default: 'table' },
+  hosts: { type: 'boolean', default: false },
+  'write-hosts': { type: 'boolean', default: false },
+  'hosts-file': { type: 'string', default: '/etc/hosts' },
+  quick: { type: 'boolean', default: false },
+  reps: { type: 'string', default: '5' },
+  json: { type: 'string' },
+  html: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', short: 'v', default: false },
+} as const;
+
+export const USAGE = `portlab — kube-proxy's port translation on one machine, with real sockets
+
+Usage:
+  portlab up -f FILE|DIR|- [-f ...] [flags]   run: a listener per nodePort and port, stand-in pods per targetPort
+  portlab -f FILE ...                          same as up
+  portlab routes -f ... [-o table|wide|json] [--hosts]
+                                               print the translation table; opens nothing
+  portlab validate -f ...                      check like the API server; exit 0 or 1
+  portlab bench [--quick] [--reps N] [--json FILE] [--html FILE]
+                                               hop-latency benchmark (loopback only)
+  portlab pod kill NAME [--admin ADDR:PORT]    kill a stand-in pod of a running portlab, as a crash would
+
+Addresses (Linux: all of 127.0.0.0/8 is loopback):
+  --node-address IP        node IP for nodePorts (127.0.0.1)
+  --nodes N                emulate N nodes; node i listens at 127.0.1.i (1)
+  --node-cidr CIDR         where nodes live when N > 1 (127.0.1.0/24)
+  --service-cidr CIDR      cluster IPs (127.10.0.0/16)
+  --pod-cidr CIDR          stand-in pod IPs (127.244.0.0/16)
+  --lb-cidr CIDR           LoadBalancer addresses (127.20.0.0/16)
+  --addresses shared       every layer on the node address (for macOS); clashes fail at start
+  --nodeport-range A-B     nodePort range for validation and allocation (30000-32767)
+
+Forwarding:
+  --nodeport-hop via-service|direct   nodePort → Service port → pod (default), or nodePort → pod as kube-proxy's DNAT
+  --mode auto|tcp|http     auto: L7 for appProtocol http or port names http/http-*; tcp: L4 everywhere (auto)
+  --balance random|round-robin        endpoint choice per connection (L4) or request (L7) (random)
+  --upstream-timeout DUR   L7: answer 504 when a pod has not answered (30s)
+  --headers-timeout DUR    L7: answer 408 to a client that has not sent its headers (60s)
+  --udp-timeout DUR        UDP session idle timeout (30s)
+  --idle-timeout DUR       L4 idle timeout, 0 for none (0)
+  --drain-timeout DUR      how long removed listeners and shutdown wait for open connections (10s)
+  --max-connections N      per listener; beyond it new connections are refused at once
+
+Watching:
+  --admin ADDR:PORT|off    metrics, health and dashboard (127.0.0.1:10249)
+  --log-format text|json   one line per connection or request (text)
+  -q, --quiet              no traffic log
+  -w, --watch              reload when a manifest file changes
+  --write-hosts            add cluster IP names to /etc/hosts while running (--hosts-file to change)
+  --debug                  print stacks with errors
+
+Exit codes: 0 ok, 1 invalid manifest, 2 usage error, 3 a listener could not be opened.
+Durations take ms, s or m (e.g. 500ms, 30s, 2m).`;
+
+function usage(message: string): PortlabError {
+  return new PortlabError('PORTLAB_USAGE', message);
+}
+
+export function parseDuration(flag: string, v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
+  if (!m) throw usage(`--${flag} ${JSON.stringify(v)}: expected a duration such as 500ms, 30s or 2m`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n * 1000);
+}
+
+function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) throw usage(`--${flag} ${JSON.stringify(v)}: expected one of ${allowed.join(', ')}`);
+  return v as T;
+}
+
+function positiveInt(flag: string, v: string, min = 1, max = 1_000_000): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw usage(`--${flag} ${JSON.stringify(v)}: expected a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function cidr(flag: string, v: string): string {
+  try {
+    parseCidr(v);
+  } catch (err) {
+    throw usage(`--${flag}: ${(err as Error).message}`);
+  }
+  return v;
+}
+
+function ipv4(flag: string, v: string): string {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(v) || v.split('.').some((o) => Number(o) > 255)) throw usage(`--${flag} ${JSON.stringify(v)}: expected an IPv4 address such as 127.0.0.1`);
+  return v;
+}
+
+/** parseOptions reads argv (without node and script). A bad flag throws PORTLAB_USAGE (exit 2). */
+export function parseOptions(argv: string[]): Options {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: flags, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw usage((err as Error).message.replace(/\. To specify a positional argument.*$/, ''));
+  }
+  const v = parsed.values;
+  const positionals = [...parsed.positionals];
+  let command: Command = 'up';
+  if (v.help) command = 'help';
+  else if (v.version) command = 'version';
+  else if (positionals.length > 0) {
+    const first = positionals.shift()!;
+    if (!['up', 'routes', 'validate', 'bench', 'pod', 'help'].includes(first)) throw usage(`unknown command ${JSON.stringify(first)}: expected up, routes, validate, bench or pod`);
+    command = first as Command;
+  }
+  const files = v.file ?? [];
+  if ((command === 'up' || command === 'routes' || command === 'validate') && files.length === 0) {
+    throw usage(`${command} needs at least one -f FILE, DIR or - (stdin); try: portlab ${command} -f fixtures/my-service.yml`);
+  }
+  const range = /^(\d+)-(\d+)$/.exec(v['nodeport-range']);
+  if (!range || Number(range[1]) > Number(range[2]) || Number(range[2]) > 65535) throw usage(`--nodeport-range ${JSON.stringify(v['nodeport-range'])}: expected LOW-HIGH such as 30000-32767`);
+  let admin: Options['admin'];
+  if (v.admin !== 'off') {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(v.admin);
+    if (!m || Number(m[2]) > 65535) throw usage(`--admin ${JSON.stringify(v.admin)}: expected ADDRESS:PORT such as 127.0.0.1:10249, or off`);
+    admin = { host: m[1]!, port: Number(m[2]) };
+  }
+  return {
+    command,
+    files,
+    nodeAddress: ipv4('node-address', v['node-address']),
+    nodes: positiveInt('nodes', v.nodes, 1, 254),
+    nodeCidr: cidr('node-cidr', v['node-cidr']),
+    serviceCidr: cidr('service-cidr', v['service-cidr']),
+    podCidr: cidr('pod-cidr', v['pod-cidr']),
+    loadBalancerCidr: cidr('lb-cidr', v['lb-cidr']),
+    addresses: oneOf('addresses', v.addresses, ['distinct', 'shared'] as const),
+    nodeportHop: oneOf('nodeport-hop', v['nodeport-hop'], ['via-service', 'direct'] as const),
+    nodePortRange: [Number(range[1]), Number(range[2])],
+    mode: oneOf('mode', v.mode, ['auto', 'tcp', 'http'] as const),
+    balance: oneOf('balance', v.balance, ['random', 'round-robin'] as const),
+    upstreamTimeoutMs: parseDuration('upstream-timeout', v['upstream-timeout']),
+    headersTimeoutMs: parseDuration('headers-timeout', v['headers-timeout']),
+    udpTimeoutMs: parseDuration('udp-timeout', v['udp-timeout']),
+    idleTimeoutMs: parseDuration('idle-timeout', v['idle-timeout']),
+    drainTimeoutMs: parseDuration('drain-timeout', v['drain-timeout']),
+    maxConnections: v['max-connections'] === undefined ? undefined : positiveInt('max-connections', v['max-connections']),
+    admin,
+    logFormat: v.quiet ? 'none' : oneOf('log-format', v['log-format'], ['text', 'json'] as const),
+    quiet: v.quiet,
+    watch: v.watch,
+    debug: v.debug,
+    output: oneOf('output', v.output, ['table', 'wide', 'json'] as const),
+    hosts: v.hosts,
+    writeHosts: v['write-hosts'],
+    hostsFile: v['hosts-file'],
+    positionals,
+    bench: { quick: v.quick, reps: positiveInt('reps', v.reps, 1, 100), json: v.json, html: v.html },
+  };
+}

@@ -1,0 +1,96 @@
+// routes-table.ts — the translation table people read: one line per port, then a command to try each layer.
+import type { DesiredState, ServicePortState, ServiceState } from '../model/desired-state.js';
+
+function tryCommand(sp: ServicePortState, address: string, port: number): string {
+  if (sp.protocol === 'UDP') return `echo hello | nc -u -w1 ${address} ${port}`;
+  return `curl -s http://${address}:${port}/`;
+}
+
+function podsOf(state: DesiredState, sp: ServicePortState) {
+  return sp.endpoints.map((e) => ({ ...e, label: e.podName ? `pod ${e.ip}:${e.port}` : `endpoint ${e.ip}:${e.port}` }));
+}
+
+/** routeLines prints `my-service/http  node 127.0.0.1:30000 → service 127.10.0.1:8080 → pod 127.244.0.1:5000`. */
+export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-service' | 'direct'; wide?: boolean; tryIt?: boolean }): string[] {
+  const out: string[] = [];
+  for (const svc of state.services) {
+    const name = `${svc.namespace === 'default' ? '' : `${svc.namespace}/`}${svc.name}`;
+    if (svc.type === 'ExternalName') {
+      out.push(`${name}  ExternalName → ${svc.externalName}: a DNS alias, nothing to listen on (note only)`);
+      continue;
+    }
+    for (const sp of svc.ports) {
+      const eps = podsOf(state, sp);
+      const target = eps.length === 0 ? 'no endpoints (connections are refused)' : eps.length === 1 ? eps[0]!.label : `${eps[0]!.label} (+${eps.length - 1} more)`;
+      const label = `${name}/${sp.name || sp.port}`;
+      const mode = sp.mode === 'http' ? 'L7' : sp.mode === 'udp' ? 'UDP' : 'L4';
+      const parts: string[] = [];
+      if (svc.headless) {
+        out.push(`${label}  ${mode}  headless (clusterIP: None): no service listener; pods: ${eps.map((e) => `${e.ip}:${e.port}`).join(', ') || 'none'}`);
+        continue;
+      }
+      if (sp.nodePort !== undefined) {
+        const nodes = state.nodes.map((n) => `${n.address}:${sp.nodePort}`);
+        parts.push(`node ${nodes.length === 1 ? nodes[0] : `{${nodes.join(', ')}}`}`);
+        if (opts.nodeportHop === 'direct') parts.push('(direct)');
+      }
+      if (svc.loadBalancerIP) parts.push(`lb ${svc.loadBalancerIP}:${sp.port}`);
+      parts.push(`service ${svc.clusterIP}:${sp.port}`);
+      parts.push(target);
+      out.push(`${label}  ${mode}  ${parts.join(' → ').replace(' → (direct) → ', ' ⇒ (direct) ')}`);
+      if (opts.wide) {
+        out.push(`    targetPort ${sp.targetPort}  affinity ${svc.sessionAffinity}  externalTrafficPolicy ${svc.externalTrafficPolicy}  internalTrafficPolicy ${svc.internalTrafficPolicy}`);
+        for (const e of eps) out.push(`    endpoint ${e.ip}:${e.port}${e.podName ? `  pod ${e.podName}` : ''}${e.node ? `  ${e.node}` : ''}${e.ready ? '' : '  (not ready)'}`);
+      }
+      if (opts.tryIt) {
+        if (sp.nodePort !== undefined) out.push(`    node:    ${tryCommand(sp, state.nodes[0]!.address, sp.nodePort)}`);
+        if (svc.loadBalancerIP) out.push(`    lb:      ${tryCommand(sp, svc.loadBalancerIP, sp.port)}`);
+        out.push(`    service: ${tryCommand(sp, svc.clusterIP!, sp.port)}`);
+        if (eps[0]) out.push(`    pod:     ${tryCommand(sp, eps[0].ip, eps[0].port)}`);
+      }
+    }
+    if (svc.healthCheckNodePort !== undefined) out.push(`${name}  healthCheckNodePort ${state.nodes.map((n) => `${n.address}:${svc.healthCheckNodePort}`).join(', ')}`);
+  }
+  return out;
+}
+
+/** routesJson is the machine-readable table, in the spirit of `kubectl get -o json`. */
+export function routesJson(state: DesiredState, nodeportHop: string): unknown {
+  return {
+    apiVersion: 'portlab/v1',
+    kind: 'RouteList',
+    nodeportHop,
+    nodes: state.nodes,
+    items: state.services.map((svc: ServiceState) => ({
+      service: svc.key,
+      type: svc.type,
+      clusterIP: svc.headless ? 'None' : svc.clusterIP,
+      loadBalancerIP: svc.loadBalancerIP,
+      sessionAffinity: svc.sessionAffinity,
+      externalTrafficPolicy: svc.externalTrafficPolicy,
+      internalTrafficPolicy: svc.internalTrafficPolicy,
+      healthCheckNodePort: svc.healthCheckNodePort,
+      externalName: svc.externalName,
+      ports: svc.ports.map((sp) => ({
+        key: sp.key,
+        name: sp.name,
+        protocol: sp.protocol,
+        mode: sp.mode,
+        nodePort: sp.nodePort,
+        port: sp.port,
+        targetPort: sp.targetPort,
+        node: sp.nodePort === undefined ? [] : state.nodes.map((n) => `${n.address}:${sp.nodePort}`),
+        service: svc.clusterIP ? `${svc.clusterIP}:${sp.port}` : undefined,
+        endpoints: sp.endpoints,
+      })),
+    })),
+    pods: state.pods,
+  };
+}
+
+/** hostsLines are /etc/hosts lines for cluster IPs, as kubefwd writes them. */
+export function hostsLines(state: DesiredState): string[] {
+  return state.services
+    .filter((s) => s.clusterIP)
+    .map((s) => `${s.clusterIP} ${s.name} ${s.name}.${s.namespace} ${s.name}.${s.namespace}.svc ${s.name}.${s.namespace}.svc.cluster.local`);
+}

@@ -1,0 +1,127 @@
+// flow.ts — one client's journey through portlab's hops, and the conntrack table that ties the hops together.
+import type net from 'node:net';
+
+export type Layer = 'node' | 'service' | 'loadbalancer' | 'pod';
+
+/** HopTiming is what one hop cost: time to connect upstream, and how long its connection lived. */
+export interface HopTiming {
+  layer: Layer;
+  listen: string;
+  upstream?: string;
+  connectMs?: number;
+  durationMs?: number;
+  /** rxBytes/txBytes are what this hop received from and sent to its client, read once at close. */
+  rxBytes?: number;
+  txBytes?: number;
+}
+
+/**
+ * Flow follows one client connection (L4) or request (L7) across portlab's own hops. The first hop creates it; the
+ * inner hop finds it through Conntrack and adds what only it knows (the pod), so one log line tells the whole route.
+ */
+export interface Flow {
+  id: number;
+  servicePort: string;
+  protocol: 'TCP' | 'UDP';
+  mode: 'tcp' | 'http' | 'udp';
+  clientAddress: string;
+  clientPort: number;
+  startedAt: number;
+  hops: HopTiming[];
+  podName?: string;
+  pod?: string;
+  node?: string;
+  bytesIn: number;
+  bytesOut: number;
+  /** entryNode is the node whose nodePort the flow came in on; localOnly applies externalTrafficPolicy: Local. */
+  entryNode?: string;
+  localOnly?: boolean;
+  /** clientNode is the node a direct client of a cluster IP is taken to be on (internalTrafficPolicy: Local). */
+  clientNode?: string;
+  status?: number;
+  method?: string;
+  path?: string;
+  error?: string;
+}
+
+let nextFlowId = 1;
+
+export function newFlow(init: Pick<Flow, 'servicePort' | 'protocol' | 'mode' | 'clientAddress' | 'clientPort'>): Flow {
+  return { ...init, id: nextFlowId++, startedAt: Date.now(), hops: [], bytesIn: 0, bytesOut: 0 };
+}
+
+/**
+ * Conntrack maps the local address:port of portlab's own upstream sockets to their flow, as the kernel's conntrack
+ * does for NAT. The service hop looks its peer up here to learn the original client of a node → service connection.
+ */
+export class Conntrack {
+  private readonly byLocal = new Map<string, Flow | null>();
+
+  /**
+   * track registers socket once the kernel has bound its local port. net.connect() issues connect(2) on the next
+   * tick, and the peer's accept can only run in a later poll phase, so a tick queued now sees the port in time.
+   */
+  track(socket: net.Socket, flow: Flow | null): void {
+    process.nextTick(() => {
+      const port = socket.localPort;
+      if (port === undefined) return;
+      const key = `${socket.localAddress}:${port}`;
+      this.byLocal.set(key, flow);
+      socket.once('close', () => {
+        if (this.byLocal.get(key) === flow) this.byLocal.delete(key);
+      });
+    });
+  }
+
+  /**
+   * lookup returns the flow of an internal connection, null for an internal keep-alive socket that many flows share
+   * (an L7 agent socket, whose flow travels in a request header), and undefined for a connection from outside.
+   */
+  lookup(address: string | undefined, port: number | undefined): Flow | null | undefined {
+    if (address === undefined || port === undefined) return undefined;
+    return this.byLocal.get(`${address}:${port}`);
+  }
+
+  private readonly inFlight = new Map<number, Flow>();
+  private readonly udpByPort = new Map<number, Flow>();
+
+  /** trackUdp registers the local port of a node hop's UDP session socket (UDP sessions bind any address). */
+  trackUdp(localPort: number, flow: Flow): void {
+    this.udpByPort.set(localPort, flow);
+  }
+
+  untrackUdp(socket: { address(): { port: number } }): void {
+    try {
+      this.udpByPort.delete(socket.address().port);
+    } catch {
+      // the socket was never bound
+    }
+  }
+
+  lookupUdp(_address: string, port: number): Flow | undefined {
+    return this.udpByPort.get(port);
+  }
+
+  /** publish makes an L7 flow findable by id: the next hop gets the id in a header over a shared keep-alive socket. */
+  publish(flow: Flow): void {
+    this.inFlight.set(flow.id, flow);
+  }
+
+  unpublish(flow: Flow): void {
+    this.inFlight.delete(flow.id);
+  }
+
+  flowById(id: number): Flow | undefined {
+    return this.inFlight.get(id);
+  }
+
+  get size(): number {
+    return this.byLocal.size;
+  }
+}
+
+/** stripMapped turns ::ffff:127.0.0.1 into 127.0.0.1, so addresses compare and print as users expect. */
+export function plainAddress(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -1,0 +1,210 @@
+// http.ts — the L7 forwarder: one endpoint choice per request, X-Forwarded-* with the original client, 502/503/504 answers.
+import http from 'node:http';
+import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { newFlow, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
+import type { ProxyAdapter } from './http-proxy-adapter.js';
+import { DROP, type Route } from './route.js';
+import { closeServer, listenOn } from './tcp.js';
+
+/** FLOW_HEADER carries a flow id from portlab's node hop to its service hop. It is stripped before any pod sees it. */
+export const FLOW_HEADER = 'x-portlab-flow';
+
+export interface HttpForwarderOptions {
+  /** headersTimeoutMs: a client that has not sent its headers by then gets 408 (slowloris). */
+  headersTimeoutMs: number;
+  maxConnections?: number;
+}
+
+function statusLine(status: number): string {
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
+}
+
+/** HttpForwarder is one L7 listener. Node's HTTP parser stays strict: malformed requests are answered here, never forwarded. */
+export class HttpForwarder {
+  readonly server: http.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    public route: Route,
+    private readonly conntrack: Conntrack,
+    private readonly proxy: ProxyAdapter,
+    options: HttpForwarderOptions,
+  ) {
+    this.server = http.createServer(
+      { headersTimeout: options.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(100, options.headersTimeoutMs / 4)), noDelay: true },
+      (req, res) => this.onRequest(req, res),
+    );
+    if (options.maxConnections) this.server.maxConnections = options.maxConnections;
+    this.server.on('connection', (socket: net.Socket) => {
+      this.sockets.add(socket);
+      this.route.observer.opened();
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        const hop = { layer: this.route.layer, listen: this.route.listen, rxBytes: socket.bytesRead, txBytes: socket.bytesWritten };
+        this.route.observer.closed(connectionFlow(this.route, socket), hop, false);
+      });
+    });
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+  }
+
+  /** onClientError answers as Node's default does (400, 431, 408) and counts it; nothing reaches a pod. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const s = socket as net.Socket;
+    if (err.code !== 'ECONNRESET' && s.writable && s.bytesWritten === 0) {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 413 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      s.write(statusLine(status));
+      const { flow } = this.flowFor(undefined, s);
+      flow.status = status;
+      flow.error = err.code ?? 'bad request';
+      this.route.observer.request?.(flow, { layer: this.route.layer, listen: this.route.listen, durationMs: 0 }, true);
+    }
+    s.destroy();
+  }
+
+  /** flowFor returns the flow a request belongs to: the node hop's (by header, over an internal socket) or a new one. */
+  private flowFor(req: http.IncomingMessage | undefined, socket: net.Socket): { flow: Flow; outer: boolean } {
+    const internal = this.conntrack.lookup(socket.remoteAddress, socket.remotePort);
+    const id = req?.headers[FLOW_HEADER];
+    if (req && id !== undefined) delete req.headers[FLOW_HEADER];
+    if (internal === null && typeof id === 'string') {
+      const flow = this.conntrack.flowById(Number(id));
+      if (flow) return { flow, outer: false };
+    }
+    const flow = newFlow({ servicePort: this.route.servicePort, protocol: 'TCP', mode: 'http', clientAddress: plainAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0 });
+    return { flow, outer: true };
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const route = this.route;
+    const started = performance.now();
+    const socket = req.socket;
+    const { flow, outer } = this.flowFor(req, socket);
+    // Bytes on the wire for this request, read from the socket's counters: nothing is counted per chunk.
+    const readAtStart = socket.bytesRead;
+    const writtenAtStart = socket.bytesWritten;
+    const hop: HopTiming = { layer: route.layer, listen: route.listen };
+    flow.hops.push(hop);
+    if (outer) {
+      flow.method = req.method;
+      flow.path = req.url;
+    }
+    const finish = () => {
+      hop.durationMs = performance.now() - started;
+      if (outer) {
+        flow.bytesIn = socket.bytesRead - readAtStart;
+        flow.bytesOut = socket.bytesWritten - writtenAtStart;
+        flow.status ??= res.statusCode;
+        this.conntrack.unpublish(flow);
+      }
+      route.observer.request?.(flow, hop, outer);
+    };
+    res.once('close', finish);
+
+    const up = route.choose(flow);
+    if (up === undefined) {
+      flow.error = 'no endpoints';
+      flow.status = 503;
+      reply(res, 503, `503 Service Unavailable: no ready endpoints for Service ${route.serviceName} (${route.servicePort})\n`);
+      return;
+    }
+    if (up === DROP) {
+      flow.error = 'dropped (externalTrafficPolicy: Local, no local endpoint)';
+      return; // say nothing, as a DROP rule does; the socket's own timeouts end it
+    }
+    hop.upstream = `${up.host}:${up.port}`;
+    if (up.podName) {
+      flow.podName = up.podName;
+      flow.pod = hop.upstream;
+      flow.node = up.node;
+    }
+    setForwardedHeaders(req, flow, outer, socket);
+    if (up.internal) {
+      this.conntrack.publish(flow);
+      req.headers[FLOW_HEADER] = String(flow.id);
+    }
+    this.proxy.web(req, res, up.host, up.port, up.internal, {
+      onUpstreamSocket: (at) => {
+        hop.connectMs = at - started;
+      },
+      onResponse: (status) => {
+        if (outer) flow.status = status;
+      },
+      onFailure: (failure) => {
+        flow.error = `upstream ${hop.upstream}: ${failure.code}`;
+        if (failure.status === 502) route.observer.connectFailed(failure.code);
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        flow.status = failure.status;
+        const why = failure.status === 504 ? 'did not answer in time' : `failed (${failure.code})`;
+        reply(res, failure.status, `${failure.status} ${http.STATUS_CODES[failure.status]}: ${route.serviceName} endpoint ${hop.upstream} ${why}\n`);
+      },
+    });
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {});
+    const route = this.route;
+    const { flow, outer } = this.flowFor(req, socket as net.Socket);
+    const up = route.choose(flow);
+    if (up === undefined || up === DROP) {
+      if (up === undefined) socket.end(statusLine(503));
+      return;
+    }
+    setForwardedHeaders(req, flow, outer, socket as net.Socket);
+    if (up.internal) {
+      this.conntrack.publish(flow);
+      req.headers[FLOW_HEADER] = String(flow.id);
+      socket.once('close', () => this.conntrack.unpublish(flow));
+    }
+    this.proxy.ws(req, socket, head, up.host, up.port, up.internal, {
+      onFailure: (failure) => {
+        flow.error = `upstream ${up.host}:${up.port}: ${failure.code}`;
+        route.observer.connectFailed(failure.code);
+      },
+    });
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return listenOn(this.server, host, port);
+  }
+
+  async close(drainMs: number): Promise<void> {
+    this.server.closeIdleConnections();
+    await closeServer(this.server, this.sockets, drainMs);
+  }
+
+  destroyAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  get activeConnections(): number {
+    return this.sockets.size;
+  }
+}
+
+function reply(res: http.ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+}
+
+/**
+ * setForwardedHeaders writes X-Forwarded-For/Port/Proto/Host. The first hop appends the client it saw; portlab's own
+ * inner hop keeps them as they are, so the pod sees the original client and not portlab's node hop.
+ */
+function setForwardedHeaders(req: http.IncomingMessage, flow: Flow, outer: boolean, socket: net.Socket): void {
+  if (!outer) return;
+  const prior = req.headers['x-forwarded-for'];
+  req.headers['x-forwarded-for'] = prior ? `${prior}, ${flow.clientAddress}` : flow.clientAddress;
+  req.headers['x-forwarded-port'] = String(socket.localPort ?? '');
+  req.headers['x-forwarded-proto'] = 'http';
+  if (req.headers.host) req.headers['x-forwarded-host'] = req.headers.host;
+}
+
+/** connectionFlow is a minimal flow for connection-level counters of an L7 listener (requests are logged on their own). */
+function connectionFlow(route: Route, socket: net.Socket): Flow {
+  return newFlow({ servicePort: route.servicePort, protocol: 'TCP', mode: 'http', clientAddress: plainAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0 });
+}

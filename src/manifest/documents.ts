@@ -1,0 +1,117 @@
+// documents.ts — YAML/JSON text → Kubernetes objects that remember where each field stands (file:line:col).
+import { LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import type { Source } from './sources.js';
+import { problemAt, type Problem } from './problems.js';
+
+export type FieldPath = (string | number)[];
+
+/** ManifestObject is one Kubernetes object as plain data, plus a way back to its position in the file. */
+export interface ManifestObject {
+  file: string;
+  kind: string;
+  apiVersion: string;
+  name: string;
+  namespace: string;
+  data: Record<string, unknown>;
+  /** at returns `file:line:col` of the field at path (relative to the object), or of its nearest present parent. */
+  at(path: FieldPath): string;
+}
+
+export interface ParsedDocuments {
+  objects: ManifestObject[];
+  problems: Problem[];
+  /** emptySources lists files that held no object at all. */
+  emptySources: string[];
+}
+
+/** parseDocuments splits every source into objects, unwrapping `kind: List` as `kubectl get -o yaml` writes it. */
+export function parseDocuments(sources: Source[]): ParsedDocuments {
+  const objects: ManifestObject[] = [];
+  const problems: Problem[] = [];
+  const emptySources: string[] = [];
+  for (const source of sources) {
+    const lineCounter = new LineCounter();
+    const docs = parseAllDocuments(source.text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+    const list = Array.isArray(docs) ? docs : [];
+    let found = 0;
+    let broken = false;
+    for (const doc of list) {
+      if (doc.errors.length > 0) {
+        broken = true;
+        for (const e of doc.errors) problems.push(problemAt(source.file, e.linePos?.[0], yamlMessage(e.code, e.message)));
+        continue;
+      }
+      const contents = doc.contents;
+      if (contents === null || contents === undefined) continue;
+      const locate = locator(source.file, doc, lineCounter);
+      const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+      if (!isPlainObject(value)) {
+        problems.push(problemAt(source.file, lineCounter.linePos(contents.range?.[0] ?? 0), `error validating data: the document is a ${describe(value)}, not a Kubernetes object (a mapping with apiVersion and kind)`));
+        continue;
+      }
+      if (value.kind === 'List' || (typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items))) {
+        const items = Array.isArray(value.items) ? value.items : [];
+        items.forEach((item, i) => {
+          found++;
+          const obj = toObject(source.file, item, ['items', i], locate);
+          if (typeof obj === 'string') problems.push({ where: locate(['items', i]), message: obj });
+          else objects.push(obj);
+        });
+        continue;
+      }
+      found++;
+      const obj = toObject(source.file, value, [], locate);
+      if (typeof obj === 'string') problems.push({ where: locate([]), message: obj });
+      else objects.push(obj);
+    }
+    if (found === 0 && !broken) emptySources.push(source.file);
+  }
+  return { objects, problems, emptySources };
+}
+
+function toObject(file: string, value: unknown, base: FieldPath, locate: (p: FieldPath) => string): ManifestObject | string {
+  if (!isPlainObject(value)) return `error validating data: the item is a ${describe(value)}, not a Kubernetes object`;
+  const missing: string[] = [];
+  if (typeof value.apiVersion !== 'string' || value.apiVersion === '') missing.push('apiVersion not set');
+  if (typeof value.kind !== 'string' || value.kind === '') missing.push('kind not set');
+  if (missing.length > 0) return `error validating data: [${missing.join(', ')}]; if you choose to ignore these errors, turn validation off with --validate=false`;
+  const metadata = isPlainObject(value.metadata) ? value.metadata : {};
+  return {
+    file,
+    kind: value.kind as string,
+    apiVersion: value.apiVersion as string,
+    name: typeof metadata.name === 'string' ? metadata.name : '',
+    namespace: typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default',
+    data: value,
+    at: (p: FieldPath) => locate([...base, ...p]),
+  };
+}
+
+/** locator finds the closest node that exists on a path, so a missing field points at its parent. */
+function locator(file: string, doc: Document, lineCounter: LineCounter): (path: FieldPath) => string {
+  return (path: FieldPath): string => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : (doc.getIn(path.slice(0, n), true) as Node | undefined);
+      if (node && typeof node === 'object' && 'range' in node && node.range) {
+        const pos = lineCounter.linePos(node.range[0]);
+        return `${file}:${pos.line}:${pos.col}`;
+      }
+    }
+    return `${file}:1:1`;
+  };
+}
+
+function yamlMessage(_code: string, message: string): string {
+  const first = message.split('\n')[0] ?? message;
+  return `error converting YAML to JSON: yaml: ${first.replace(/ at line \d+, column \d+:?$/, '')}`;
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  return typeof v === 'object' ? 'mapping' : typeof v;
+}

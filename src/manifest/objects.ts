@@ -1,0 +1,77 @@
+// objects.ts — the typed, defaulted Kubernetes objects portlab works from (after decode and validation).
+import type { ManifestObject } from './documents.js';
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+
+/** ServicePortSpec is one entry of spec.ports after defaulting (protocol TCP, targetPort = port). */
+export interface ServicePortSpec {
+  index: number;
+  name: string;
+  protocol: Protocol;
+  appProtocol?: string;
+  port: number;
+  targetPort: number | string;
+  /** nodePort is set for NodePort and LoadBalancer Services: from the manifest or allocated. */
+  nodePort?: number;
+  nodePortAllocated: boolean;
+}
+
+/** ServiceSpec is a defaulted v1.Service. */
+export interface ServiceSpec {
+  namespace: string;
+  name: string;
+  type: ServiceType;
+  headless: boolean;
+  selector?: Record<string, string>;
+  ports: ServicePortSpec[];
+  sessionAffinity: 'None' | 'ClientIP';
+  affinityTimeoutSeconds: number;
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  internalTrafficPolicy: 'Cluster' | 'Local';
+  healthCheckNodePort?: number;
+  externalName?: string;
+  source: ManifestObject;
+}
+
+export interface ContainerPortSpec {
+  name?: string;
+  containerPort: number;
+  protocol: Protocol;
+}
+
+/** WorkloadSpec is anything that makes pods: Pod (1 replica), Deployment, ReplicaSet, StatefulSet. */
+export interface WorkloadSpec {
+  kind: 'Pod' | 'Deployment' | 'ReplicaSet' | 'StatefulSet';
+  namespace: string;
+  name: string;
+  replicas: number;
+  podLabels: Record<string, string>;
+  ports: ContainerPortSpec[];
+  /** nodeName pins a bare Pod to a node (spec.nodeName). */
+  nodeName?: string;
+  source: ManifestObject;
+}
+
+/** EndpointSliceSpec merges EndpointSlice and the older Endpoints: addresses and ports for a selector-less Service. */
+export interface EndpointSliceSpec {
+  namespace: string;
+  serviceName: string;
+  ports: { name: string; port: number; protocol: Protocol }[];
+  endpoints: { address: string; ready: boolean; nodeName?: string }[];
+  source: ManifestObject;
+}
+
+/** Manifests is everything read from -f, validated and defaulted. */
+export interface Manifests {
+  services: ServiceSpec[];
+  workloads: WorkloadSpec[];
+  endpointSlices: EndpointSliceSpec[];
+  /** notes are harmless remarks (ignored kinds); warnings deserve attention (skipped SCTP ports). */
+  notes: string[];
+  warnings: string[];
+}
+
+export function serviceKey(s: { namespace: string; name: string }): string {
+  return `${s.namespace}/${s.name}`;
+}

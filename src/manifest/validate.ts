@@ -1,0 +1,386 @@
+// validate.ts — decode, default and validate each object as the API server would, collecting every problem.
+import type { FieldPath, ManifestObject } from './documents.js';
+import { isPlainObject } from './documents.js';
+import { decode, endpointSliceSchema, endpointsSchema, podSchema, renderPath, serviceSchema, workloadSchema, type Schema } from './schema.js';
+import { fieldError, goValue, isDNS1035Label, isDNS1123Label, isDNS1123Subdomain, isValidPortName, isValidPortNum } from './k8s-rules.js';
+import type { Problem } from './problems.js';
+import type { ContainerPortSpec, EndpointSliceSpec, Manifests, Protocol, ServicePortSpec, ServiceSpec, ServiceType, WorkloadSpec } from './objects.js';
+
+export interface ValidateOptions {
+  /** nodePortRange is the API server's --service-node-port-range. */
+  nodePortRange: [number, number];
+}
+
+const PROTOCOLS = ['SCTP', 'TCP', 'UDP'];
+const SERVICE_TYPES = ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort'];
+const WORKLOAD_KINDS = new Set(['Deployment', 'ReplicaSet', 'StatefulSet']);
+const MAX_AFFINITY_TIMEOUT = 86400;
+
+type Report = (path: FieldPath, message: string) => void;
+
+/** validateObjects turns parsed objects into Manifests, or reports every problem found in them. */
+export function validateObjects(objects: ManifestObject[], options: ValidateOptions): { manifests: Manifests; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const manifests: Manifests = { services: [], workloads: [], endpointSlices: [], notes: [], warnings: [] };
+
+  for (const obj of objects) {
+    const schema = schemaFor(obj.kind);
+    if (!schema) {
+      manifests.notes.push(`${obj.at([])}: ${obj.kind} "${obj.name}" is ignored: portlab reads Service, Deployment, ReplicaSet, StatefulSet, Pod, EndpointSlice and Endpoints`);
+      continue;
+    }
+    const decodeErrors = decode(obj.data, schema);
+    if (decodeErrors.length > 0) {
+      const typeErrors = decodeErrors.filter((e) => !e.unknownField);
+      for (const e of typeErrors) {
+        problems.push({ where: obj.at(e.path), message: `${obj.kind} in version "${version(obj)}" cannot be handled as a ${obj.kind}: ${e.message}` });
+      }
+      const unknown = decodeErrors.filter((e) => e.unknownField);
+      for (const e of unknown) {
+        problems.push({ where: obj.at(e.path), message: `${obj.kind} in version "${version(obj)}" cannot be handled as a ${obj.kind}: strict decoding error: ${e.message}` });
+      }
+      continue; // the API server stops at decoding; field validation would only repeat the same fault
+    }
+    const own: Problem[] = [];
+    const report: Report = (path, message) => own.push({ where: obj.at(path), message: `The ${obj.kind} "${obj.name}" is invalid: ${message}` });
+    validateMeta(obj, report);
+    if (obj.kind === 'Service') {
+      const svc = validateService(obj, report, manifests);
+      if (svc && own.length === 0) manifests.services.push(svc);
+    } else if (obj.kind === 'EndpointSlice' || obj.kind === 'Endpoints') {
+      const slice = obj.kind === 'EndpointSlice' ? validateEndpointSlice(obj, report) : validateEndpoints(obj, report);
+      if (slice && own.length === 0) manifests.endpointSlices.push(slice);
+    } else {
+      const w = validateWorkload(obj, report);
+      if (w && own.length === 0) manifests.workloads.push(w);
+    }
+    problems.push(...own);
+  }
+
+  if (problems.length === 0) allocateNodePorts(manifests.services, options, problems);
+  return { manifests, problems };
+}
+
+function schemaFor(kind: string): Schema | undefined {
+  if (kind === 'Service') return serviceSchema;
+  if (kind === 'Pod') return podSchema;
+  if (WORKLOAD_KINDS.has(kind)) return workloadSchema(kind);
+  if (kind === 'EndpointSlice') return endpointSliceSchema;
+  if (kind === 'Endpoints') return endpointsSchema;
+  return undefined;
+}
+
+function version(obj: ManifestObject): string {
+  const v = obj.apiVersion.split('/');
+  return v[v.length - 1] ?? obj.apiVersion;
+}
+
+function get(o: unknown, ...path: string[]): unknown {
+  let cur = o;
+  for (const p of path) {
+    if (!isPlainObject(cur)) return undefined;
+    cur = cur[p];
+  }
+  return cur;
+}
+
+function validateMeta(obj: ManifestObject, report: Report): void {
+  const name = get(obj.data, 'metadata', 'name');
+  if (typeof name !== 'string' || name === '') {
+    report(['metadata'], fieldError.required('metadata.name', 'name or generateName is required'));
+  } else {
+    const rule = obj.kind === 'Service' ? isDNS1035Label : isDNS1123Subdomain;
+    for (const msg of rule(name)) report(['metadata', 'name'], fieldError.invalid('metadata.name', name, msg));
+  }
+  const ns = get(obj.data, 'metadata', 'namespace');
+  if (typeof ns === 'string' && ns !== '') {
+    for (const msg of isDNS1123Label(ns)) report(['metadata', 'namespace'], fieldError.invalid('metadata.namespace', ns, msg));
+  }
+}
+
+function validateService(obj: ManifestObject, report: Report, manifests: Manifests): ServiceSpec | undefined {
+  const spec = (get(obj.data, 'spec') ?? {}) as Record<string, unknown>;
+  const rawPorts = (spec.ports ?? []) as Record<string, unknown>[];
+  let type = (spec.type ?? 'ClusterIP') as string;
+  if (spec.type === undefined && rawPorts.some((p) => isPlainObject(p) && typeof p.nodePort === 'number' && p.nodePort !== 0)) {
+    // The seed omits `type` but sets nodePorts. The API server would reject that; its intent is plain, so portlab
+    // reads it as NodePort and says so, instead of refusing the example everyone starts from.
+    type = 'NodePort';
+    manifests.warnings.push(
+      `${obj.at(['spec'])}: Service "${obj.name}" sets nodePort but not spec.type; treating it as type: NodePort (the API server would answer "nodePort: Forbidden: may not be used when \`type\` is 'ClusterIP'"; add \`type: NodePort\` to apply it to a cluster)`,
+    );
+  }
+  if (!SERVICE_TYPES.includes(type)) report(['spec', 'type'], fieldError.notSupported('spec.type', type, SERVICE_TYPES));
+  const clusterIP = spec.clusterIP as string | undefined;
+  const headless = clusterIP === 'None';
+
+  if (type === 'ExternalName') {
+    const externalName = spec.externalName as string | undefined;
+    if (!externalName) report(['spec'], fieldError.required('spec.externalName'));
+  } else if (rawPorts.length === 0 && !headless) {
+    report(['spec'], fieldError.required('spec.ports'));
+  }
+
+  const ports: ServicePortSpec[] = [];
+  const names = new Set<string>();
+  rawPorts.forEach((raw, i) => {
+    const at = (f: string) => ['spec', 'ports', i, f] as FieldPath;
+    const field = (f: string) => `spec.ports[${i}].${f}`;
+    const name = (raw.name ?? '') as string;
+    if (rawPorts.length > 1 && name === '') report(['spec', 'ports', i], fieldError.required(field('name')));
+    if (name !== '') {
+      for (const msg of isDNS1123Label(name)) report(at('name'), fieldError.invalid(field('name'), name, msg));
+      if (names.has(name)) report(at('name'), fieldError.duplicate(field('name'), name));
+      names.add(name);
+    }
+    const protocol = (raw.protocol ?? 'TCP') as string;
+    if (!PROTOCOLS.includes(protocol)) report(at('protocol'), fieldError.notSupported(field('protocol'), protocol, PROTOCOLS));
+    const port = (raw.port ?? 0) as number;
+    for (const msg of isValidPortNum(port)) report(raw.port === undefined ? ['spec', 'ports', i] : at('port'), fieldError.invalid(field('port'), port, msg));
+    let targetPort = raw.targetPort as number | string | undefined;
+    if (targetPort === undefined || targetPort === 0 || targetPort === '') targetPort = port;
+    if (typeof targetPort === 'number') {
+      for (const msg of isValidPortNum(targetPort)) report(at('targetPort'), fieldError.invalid(field('targetPort'), targetPort, msg));
+    } else {
+      for (const msg of isValidPortName(targetPort)) report(at('targetPort'), fieldError.invalid(field('targetPort'), targetPort, msg));
+    }
+    const nodePort = raw.nodePort as number | undefined;
+    if (nodePort !== undefined && nodePort !== 0) {
+      if (type === 'ClusterIP') report(at('nodePort'), fieldError.forbidden(field('nodePort'), "may not be used when `type` is 'ClusterIP'"));
+      else if (type === 'ExternalName') report(at('nodePort'), fieldError.forbidden(field('nodePort'), "may not be used when `type` is 'ExternalName'"));
+      else for (const msg of isValidPortNum(nodePort)) report(at('nodePort'), fieldError.invalid(field('nodePort'), nodePort, msg));
+    }
+    ports.push({
+      index: i,
+      name,
+      protocol: protocol as Protocol,
+      appProtocol: raw.appProtocol as string | undefined,
+      port,
+      targetPort,
+      nodePort: nodePort || undefined,
+      nodePortAllocated: false,
+    });
+  });
+
+  // Duplicates count (protocol, port) pairs, so TCP and UDP may share a port and a nodePort, as the API server allows.
+  const seenNodePorts = new Set<string>();
+  const seenPorts = new Set<string>();
+  for (const p of ports) {
+    if (p.nodePort) {
+      const key = `${p.protocol}/${p.nodePort}`;
+      if (seenNodePorts.has(key)) report(['spec', 'ports', p.index, 'nodePort'], fieldError.duplicate(`spec.ports[${p.index}].nodePort`, p.nodePort));
+      seenNodePorts.add(key);
+    }
+    const key = `${p.protocol}/${p.port}`;
+    if (seenPorts.has(key)) {
+      report(
+        ['spec', 'ports', p.index],
+        fieldError.duplicate(
+          `spec.ports[${p.index}]`,
+          `core.ServicePort{Name:"", Protocol:"${p.protocol}", AppProtocol:(*string)(nil), Port:${p.port}, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}`,
+        ),
+      );
+    }
+    seenPorts.add(key);
+  }
+
+  const sessionAffinity = (spec.sessionAffinity ?? 'None') as string;
+  if (!['ClientIP', 'None'].includes(sessionAffinity)) report(['spec', 'sessionAffinity'], fieldError.notSupported('spec.sessionAffinity', sessionAffinity, ['ClientIP', 'None']));
+  const timeout = get(spec, 'sessionAffinityConfig', 'clientIP', 'timeoutSeconds') as number | undefined;
+  if (timeout !== undefined && (timeout <= 0 || timeout > MAX_AFFINITY_TIMEOUT)) {
+    report(
+      ['spec', 'sessionAffinityConfig', 'clientIP', 'timeoutSeconds'],
+      fieldError.invalid('spec.sessionAffinityConfig.clientIP.timeoutSeconds', timeout, `must be greater than 0 and less than ${MAX_AFFINITY_TIMEOUT}`),
+    );
+  }
+  const etp = (spec.externalTrafficPolicy ?? 'Cluster') as string;
+  if (!['Cluster', 'Local'].includes(etp)) report(['spec', 'externalTrafficPolicy'], fieldError.notSupported('spec.externalTrafficPolicy', etp, ['Cluster', 'Local']));
+  if (spec.externalTrafficPolicy !== undefined && (type === 'ClusterIP' || type === 'ExternalName')) {
+    report(['spec', 'externalTrafficPolicy'], fieldError.invalid('spec.externalTrafficPolicy', etp, 'may only be set when `type` is \'NodePort\' or \'LoadBalancer\''));
+  }
+  const itp = (spec.internalTrafficPolicy ?? 'Cluster') as string;
+  if (!['Cluster', 'Local'].includes(itp)) report(['spec', 'internalTrafficPolicy'], fieldError.notSupported('spec.internalTrafficPolicy', itp, ['Cluster', 'Local']));
+  const hcnp = spec.healthCheckNodePort as number | undefined;
+  if (hcnp !== undefined && hcnp !== 0 && !(type === 'LoadBalancer' && etp === 'Local')) {
+    report(['spec', 'healthCheckNodePort'], fieldError.invalid('spec.healthCheckNodePort', hcnp, 'may only be set when `type` is \'LoadBalancer\' and `externalTrafficPolicy` is \'Local\''));
+  }
+  const selector = spec.selector as Record<string, string> | undefined;
+
+  for (const p of ports) {
+    if (p.protocol === 'SCTP') {
+      manifests.warnings.push(`${obj.at(['spec', 'ports', p.index])}: ${obj.namespace}/${obj.name} port ${p.name || p.port}/SCTP is skipped: Node.js has no SCTP sockets`);
+    }
+  }
+
+  return {
+    namespace: obj.namespace,
+    name: obj.name,
+    type: type as ServiceType,
+    headless,
+    selector: selector && Object.keys(selector).length > 0 ? selector : undefined,
+    ports,
+    sessionAffinity: sessionAffinity as 'None' | 'ClientIP',
+    affinityTimeoutSeconds: timeout ?? 10800,
+    externalTrafficPolicy: etp as 'Cluster' | 'Local',
+    internalTrafficPolicy: itp as 'Cluster' | 'Local',
+    healthCheckNodePort: hcnp || undefined,
+    externalName: spec.externalName as string | undefined,
+    source: obj,
+  };
+}
+
+function validateContainerPorts(obj: ManifestObject, podSpec: unknown, base: FieldPath, report: Report): ContainerPortSpec[] {
+  const ports: ContainerPortSpec[] = [];
+  const containers = (get(podSpec, 'containers') ?? []) as Record<string, unknown>[];
+  const basePath = renderPath(base);
+  if (containers.length === 0) report(base, fieldError.required(`${basePath}.containers`));
+  containers.forEach((c, ci) => {
+    const cps = (c.ports ?? []) as Record<string, unknown>[];
+    cps.forEach((cp, pi) => {
+      const at = [...base, 'containers', ci, 'ports', pi];
+      const field = `${basePath}.containers[${ci}].ports[${pi}]`;
+      const containerPort = (cp.containerPort ?? 0) as number;
+      for (const msg of isValidPortNum(containerPort)) report([...at, 'containerPort'], fieldError.invalid(`${field}.containerPort`, containerPort, msg));
+      const name = cp.name as string | undefined;
+      if (name !== undefined && name !== '') for (const msg of isValidPortName(name)) report([...at, 'name'], fieldError.invalid(`${field}.name`, name, msg));
+      const protocol = (cp.protocol ?? 'TCP') as string;
+      if (!PROTOCOLS.includes(protocol)) report([...at, 'protocol'], fieldError.notSupported(`${field}.protocol`, protocol, PROTOCOLS));
+      ports.push({ name: name || undefined, containerPort, protocol: protocol as Protocol });
+    });
+  });
+  void obj;
+  return ports;
+}
+
+function validateWorkload(obj: ManifestObject, report: Report): WorkloadSpec | undefined {
+  if (obj.kind === 'Pod') {
+    const spec = get(obj.data, 'spec');
+    const ports = validateContainerPorts(obj, spec, ['spec'], report);
+    const labels = (get(obj.data, 'metadata', 'labels') ?? {}) as Record<string, string>;
+    return { kind: 'Pod', namespace: obj.namespace, name: obj.name, replicas: 1, podLabels: labels, ports, nodeName: get(spec, 'nodeName') as string | undefined, source: obj };
+  }
+  const spec = get(obj.data, 'spec') ?? {};
+  const replicas = (get(spec, 'replicas') ?? 1) as number;
+  if (replicas < 0) report(['spec', 'replicas'], fieldError.invalid('spec.replicas', replicas, 'must be greater than or equal to 0'));
+  const labels = (get(spec, 'template', 'metadata', 'labels') ?? {}) as Record<string, string>;
+  const matchLabels = get(spec, 'selector', 'matchLabels') as Record<string, string> | undefined;
+  if (!matchLabels || Object.keys(matchLabels).length === 0) {
+    report(['spec'], fieldError.required('spec.selector'));
+  } else if (!Object.entries(matchLabels).every(([k, v]) => labels[k] === v)) {
+    report(['spec', 'template', 'metadata', 'labels'], fieldError.invalid('spec.template.metadata.labels', labels, '`selector` does not match template `labels`'));
+  }
+  const ports = validateContainerPorts(obj, get(spec, 'template', 'spec'), ['spec', 'template', 'spec'], report);
+  return { kind: obj.kind as WorkloadSpec['kind'], namespace: obj.namespace, name: obj.name, replicas, podLabels: labels, ports, source: obj };
+}
+
+function validateSlicePorts(raw: Record<string, unknown>[], base: FieldPath, report: Report): EndpointSliceSpec['ports'] {
+  return raw.map((p, i) => {
+    const field = `${renderPath(base)}[${i}]`;
+    const port = (p.port ?? 0) as number;
+    for (const msg of isValidPortNum(port)) report([...base, i, 'port'], fieldError.invalid(`${field}.port`, port, msg));
+    const protocol = (p.protocol ?? 'TCP') as string;
+    if (!PROTOCOLS.includes(protocol)) report([...base, i, 'protocol'], fieldError.notSupported(`${field}.protocol`, protocol, PROTOCOLS));
+    return { name: (p.name ?? '') as string, port, protocol: protocol as Protocol };
+  });
+}
+
+function validateEndpointSlice(obj: ManifestObject, report: Report): EndpointSliceSpec | undefined {
+  const serviceName = get(obj.data, 'metadata', 'labels', 'kubernetes.io/service-name') as string | undefined;
+  if (!serviceName) report(['metadata'], fieldError.required('metadata.labels[kubernetes.io/service-name]', 'portlab needs this label to know which Service the slice belongs to'));
+  const addressType = (get(obj.data, 'addressType') ?? '') as string;
+  if (!['IPv4', 'IPv6', 'FQDN'].includes(addressType)) report(['addressType'], fieldError.notSupported('addressType', addressType, ['FQDN', 'IPv4', 'IPv6']));
+  const ports = validateSlicePorts((get(obj.data, 'ports') ?? []) as Record<string, unknown>[], ['ports'], report);
+  const endpoints: EndpointSliceSpec['endpoints'] = [];
+  ((get(obj.data, 'endpoints') ?? []) as Record<string, unknown>[]).forEach((e, i) => {
+    const addresses = (e.addresses ?? []) as string[];
+    if (addresses.length === 0) report(['endpoints', i], fieldError.required(`endpoints[${i}].addresses`));
+    addresses.forEach((a, j) => {
+      if (addressType === 'IPv4' && !isIPv4(a)) report(['endpoints', i, 'addresses', j], fieldError.invalid(`endpoints[${i}].addresses[${j}]`, a, 'must be a valid IPv4 address'));
+    });
+    const ready = get(e, 'conditions', 'ready');
+    endpoints.push({ address: addresses[0] ?? '', ready: ready !== false, nodeName: e.nodeName as string | undefined });
+  });
+  return { namespace: obj.namespace, serviceName: serviceName ?? '', ports, endpoints, source: obj };
+}
+
+function validateEndpoints(obj: ManifestObject, report: Report): EndpointSliceSpec | undefined {
+  const subsets = (get(obj.data, 'subsets') ?? []) as Record<string, unknown>[];
+  const ports: EndpointSliceSpec['ports'] = [];
+  const endpoints: EndpointSliceSpec['endpoints'] = [];
+  subsets.forEach((s, i) => {
+    ports.push(...validateSlicePorts((s.ports ?? []) as Record<string, unknown>[], ['subsets', i, 'ports'], report));
+    for (const [key, ready] of [['addresses', true], ['notReadyAddresses', false]] as const) {
+      ((s[key] ?? []) as Record<string, unknown>[]).forEach((a, j) => {
+        const ip = (a.ip ?? '') as string;
+        if (!isIPv4(ip)) report(['subsets', i, key, j], fieldError.invalid(`subsets[${i}].${key}[${j}].ip`, ip, 'must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)'));
+        endpoints.push({ address: ip, ready, nodeName: a.nodeName as string | undefined });
+      });
+    }
+  });
+  return { namespace: obj.namespace, serviceName: obj.name, ports, endpoints, source: obj };
+}
+
+export function isIPv4(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  return !!m && m.slice(1).every((x) => Number(x) <= 255 && String(Number(x)) === x);
+}
+
+/**
+ * allocateNodePorts checks given nodePorts against the range and each other, then gives the rest the lowest free
+ * port. The API server picks at random; portlab picks the same port on every run, so the printed curl lines stay valid.
+ */
+function allocateNodePorts(services: ServiceSpec[], options: ValidateOptions, problems: Problem[]): void {
+  const [lo, hi] = options.nodePortRange;
+  const owner = new Map<string, string>();
+  const taken = (proto: string, port: number) => owner.has(`${proto}/${port}`);
+  for (const svc of services) {
+    const own = new Map<number, string>();
+    for (const p of svc.ports) {
+      if (p.nodePort === undefined) continue;
+      const key = `${p.protocol}/${p.nodePort}`;
+      const field = `spec.ports[${p.index}].nodePort`;
+      const where = svc.source.at(['spec', 'ports', p.index, 'nodePort']);
+      const prefix = `The Service "${svc.name}" is invalid: `;
+      if (p.nodePort < lo || p.nodePort > hi) {
+        problems.push({ where, message: prefix + fieldError.invalid(field, p.nodePort, `provided port is not in the valid range. The range of valid ports is ${lo}-${hi}`) });
+      } else if (owner.has(key) && owner.get(key) !== `${svc.namespace}/${svc.name}`) {
+        problems.push({ where, message: prefix + fieldError.invalid(field, p.nodePort, `provided port is already allocated (by Service "${owner.get(key)}")`) });
+      }
+      owner.set(key, `${svc.namespace}/${svc.name}`);
+      own.set(p.index, key);
+    }
+    if (svc.healthCheckNodePort !== undefined) owner.set(`TCP/${svc.healthCheckNodePort}`, `${svc.namespace}/${svc.name}`);
+  }
+  if (problems.length > 0) return;
+  const sorted = [...services].sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
+  let next = lo;
+  // One nodePort number serves every protocol of a port number, as kube's allocator does for a TCP+UDP pair.
+  const free = () => {
+    while (next <= hi && (taken('TCP', next) || taken('UDP', next) || taken('SCTP', next))) next++;
+    if (next > hi) throw new Error(`no free nodePort left in ${lo}-${hi}`);
+    return next;
+  };
+  for (const svc of sorted) {
+    if (svc.type !== 'NodePort' && svc.type !== 'LoadBalancer') continue;
+    const byPort = new Map<number, number>();
+    for (const p of svc.ports) {
+      if (p.nodePort !== undefined) {
+        byPort.set(p.port, p.nodePort);
+        continue;
+      }
+      const reuse = byPort.get(p.port);
+      const n = reuse !== undefined && !taken(p.protocol, reuse) ? reuse : free();
+      p.nodePort = n;
+      p.nodePortAllocated = true;
+      owner.set(`${p.protocol}/${n}`, `${svc.namespace}/${svc.name}`);
+      byPort.set(p.port, n);
+    }
+    if (svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort === undefined) {
+      const n = free();
+      svc.healthCheckNodePort = n;
+      owner.set(`TCP/${n}`, `${svc.namespace}/${svc.name}`);
+    }
+  }
+}
+
+export { goValue };

@@ -1,0 +1,70 @@
+// addresses.ts — the address plan: which loopback address each node, Service and pod gets, deterministically.
+
+/** Cidr is an IPv4 block such as 127.10.0.0/16. */
+export interface Cidr {
+  base: number;
+  size: number;
+  text: string;
+}
+
+export function parseCidr(text: string): Cidr {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  if (!m) throw new Error(`"${text}" is not an IPv4 CIDR such as 127.10.0.0/16`);
+  const octets = m.slice(1, 5).map(Number);
+  const bits = Number(m[5]);
+  if (octets.some((o) => o > 255) || bits > 30 || bits < 8) throw new Error(`"${text}" is not a usable IPv4 CIDR (prefix /8 to /30)`);
+  const ip = ipToInt(octets.join('.'));
+  const size = 2 ** (32 - bits);
+  return { base: ip - (ip % size), size, text };
+}
+
+export function ipToInt(ip: string): number {
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+export function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1';
+}
+
+/**
+ * AddressAllocator hands out host addresses of a CIDR (never the network address). It is sticky: an owner keeps
+ * the address it had in the previous plan, so a reload that adds a Service does not renumber the others.
+ */
+export class AddressAllocator {
+  private readonly used = new Set<number>();
+  private next = 1;
+
+  constructor(
+    private readonly cidr: Cidr,
+    private readonly previous: ReadonlyMap<string, string> = new Map(),
+    readonly assigned: Map<string, string> = new Map(),
+  ) {}
+
+  /** reserveSticky must run for every owner before allocate, so sticky addresses are never handed to newcomers. */
+  reserveSticky(owners: string[]): void {
+    for (const owner of owners) {
+      const ip = this.previous.get(owner);
+      if (ip === undefined) continue;
+      const n = ipToInt(ip) - this.cidr.base;
+      if (n > 0 && n < this.cidr.size - 1 && !this.used.has(n)) {
+        this.used.add(n);
+        this.assigned.set(owner, ip);
+      }
+    }
+  }
+
+  allocate(owner: string): string {
+    const have = this.assigned.get(owner);
+    if (have) return have;
+    while (this.used.has(this.next)) this.next++;
+    if (this.next >= this.cidr.size - 1) throw new Error(`the CIDR ${this.cidr.text} has no free address left for ${owner}; give a larger block`);
+    this.used.add(this.next);
+    const ip = intToIp(this.cidr.base + this.next);
+    this.assigned.set(owner, ip);
+    return ip;
+  }
+}
