@@ -54,6 +54,7 @@ async function routes(options: Options): Promise<number> {
     out(JSON.stringify(routesJson(state, options.nodeportHop), null, 2));
     return 0;
   }
+  for (const note of state.notes) err(`note: ${note}`);
   for (const w of state.warnings) err(`warning: ${w}`);
   for (const line of routeLines(state, { nodeportHop: options.nodeportHop, wide: options.output === 'wide' })) out(line);
   return 0;

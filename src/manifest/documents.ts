@@ -38,7 +38,7 @@ export function parseDocuments(sources: Source[]): ParsedDocuments {
     for (const doc of list) {
       if (doc.errors.length > 0) {
         broken = true;
-        for (const e of doc.errors) problems.push(problemAt(source.file, e.linePos?.[0], yamlMessage(e.code, e.message)));
+        for (const e of doc.errors) problems.push(problemAt(source.file, e.linePos?.[0], yamlMessage(e.code, e.message, source.text, e.linePos?.[0])));
         continue;
       }
       const contents = doc.contents;
@@ -101,7 +101,13 @@ function locator(file: string, doc: Document, lineCounter: LineCounter): (path: 
   };
 }
 
-function yamlMessage(_code: string, message: string): string {
+/** yamlMessage words YAML errors as kubectl does where it has a wording (duplicate keys), else keeps the parser's. */
+function yamlMessage(code: string, message: string, text: string, pos?: { line: number; col: number }): string {
+  if (code === 'DUPLICATE_KEY' && pos) {
+    const line = text.split(/\r?\n/)[pos.line - 1] ?? '';
+    const key = /^\s*(?:-\s+)?("[^"]*"|'[^']*'|[^:#\s][^:#]*?)\s*:/.exec(line)?.[1]?.replace(/^["']|["']$/g, '');
+    if (key) return `error converting YAML to JSON: yaml: unmarshal errors: line ${pos.line}: key "${key}" already set in map`;
+  }
   const first = message.split('\n')[0] ?? message;
   return `error converting YAML to JSON: yaml: ${first.replace(/ at line \d+, column \d+:?$/, '')}`;
 }

@@ -23,6 +23,8 @@ export interface ServiceSpec {
   name: string;
   type: ServiceType;
   headless: boolean;
+  /** requestedClusterIP is spec.clusterIP as written (e.g. from `kubectl get -o yaml`); portlab allocates its own. */
+  requestedClusterIP?: string;
   selector?: Record<string, string>;
   ports: ServicePortSpec[];
   sessionAffinity: 'None' | 'ClientIP';

@@ -217,6 +217,7 @@ function validateService(obj: ManifestObject, report: Report, manifests: Manifes
     name: obj.name,
     type: type as ServiceType,
     headless,
+    requestedClusterIP: clusterIP && clusterIP !== 'None' ? clusterIP : undefined,
     selector: selector && Object.keys(selector).length > 0 ? selector : undefined,
     ports,
     sessionAffinity: sessionAffinity as 'None' | 'ClientIP',

@@ -171,6 +171,7 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions): {
   lbAlloc.reserveSticky(services.map(serviceKey));
 
   const states: ServiceState[] = [];
+  const notes = [...manifests.notes];
   for (const svc of services) {
     const key = serviceKey(svc);
     const hasAddress = svc.type !== 'ExternalName' && !svc.headless;
@@ -213,11 +214,14 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions): {
         warnings.push(`${svc.source.at(['spec'])}: Service "${svc.name}" has no selector and no EndpointSlice or Endpoints: it has no endpoints, so connections to it are refused`);
       }
     }
+    if (svc.requestedClusterIP && svc.requestedClusterIP !== state.clusterIP) {
+      notes.push(`${svc.source.at(['spec', 'clusterIP'])}: Service "${svc.name}" asks for clusterIP ${svc.requestedClusterIP}; portlab gives it ${state.clusterIP} from --service-cidr so it stays on loopback`);
+    }
     states.push(state);
   }
   addNumericTargetPorts(states, pods);
   if (problems.length > 0) return { problems };
-  return { state: { nodes, services: states, pods, warnings, notes: [...manifests.notes] }, problems };
+  return { state: { nodes, services: states, pods, warnings, notes }, problems };
 }
 
 /**

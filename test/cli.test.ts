@@ -1,0 +1,135 @@
+// The real binary: exit codes, a port in use, a slow reader, and signals.
+import net from 'node:net';
+import test from 'ava';
+import { request } from 'undici';
+import { selectorless, tcpBackend } from './helpers/backends.js';
+import { runCli, startCli } from './helpers/cli.js';
+import { SEED, isClosed, range, tempManifest, waitFor } from './helpers/portlab.js';
+
+test('a nodePort in use: exit 3, a message naming Service, field and address, and nothing left listening', async (t) => {
+  const r = range(120);
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(31000, r.node, () => resolve()));
+  try {
+    const result = await runCli(['up', '-f', SEED, ...r.args]);
+    t.is(result.code, 3);
+    t.regex(result.stderr, new RegExp(`cannot listen on ${r.node.replaceAll('.', '\\.')}:31000/TCP for Service default/my-service on node-1 spec\\.ports\\[metrics\\]\\.nodePort: the address is already in use`));
+    t.regex(result.stderr, /fix: Stop the process that holds the port/);
+    // Nothing of this run is left: the pod, the service and the other nodePort all refuse.
+    t.true(await isClosed(r.pod(1), 5000));
+    t.true(await isClosed(r.service(1), 8080));
+    t.true(await isClosed(r.node, 30000));
+    t.true(await isClosed(r.admin.split(':')[0]!, 10249));
+  } finally {
+    await new Promise((resolve) => squatter.close(resolve));
+  }
+});
+
+test('a privileged port: exit 3 with how to fix it', async (t) => {
+  const r = range(121);
+  const m = await tempManifest(`apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+`);
+  const { chmod } = await import('node:fs/promises');
+  await chmod(m.dir, 0o755);
+  await chmod(m.file, 0o644);
+  try {
+    // Root may bind port 80, so as root the check runs the real binary as the unprivileged user nobody.
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
+    const result = await runCli(['up', '-f', m.file, ...r.args, '--admin', 'off'], undefined, 20_000, asUser);
+    t.is(result.code, 3, result.stderr);
+    t.regex(result.stderr, new RegExp(`cannot listen on ${r.service(1).replaceAll('.', '\\.')}:80/TCP for Service default/web spec\\.ports\\[http\\]\\.port: port 80 is privileged \\(below 1024\\)`));
+    t.regex(result.stderr, /fix: Ports below 1024 need root/);
+  } finally {
+    await m.cleanup();
+  }
+});
+
+test('exit codes: 2 for a usage error, 1 for an invalid manifest, 0 for validate', async (t) => {
+  t.is((await runCli(['up'])).code, 2);
+  t.is((await runCli(['up', '-f', SEED, '--mode', 'fast'])).code, 2);
+  t.regex((await runCli(['up', '-f', SEED, '--mode', 'fast'])).stderr, /--mode "fast": expected one of auto, tcp, http/);
+  const bad = await runCli(['validate', '-f', 'fixtures/invalid/nodeport-out-of-range.yml']);
+  t.is(bad.code, 1);
+  const good = await runCli(['validate', '-f', SEED]);
+  t.is(good.code, 0);
+  t.regex(good.stdout, /valid: 1 Service\(s\), 2 port\(s\), 1 stand-in pod\(s\)/);
+});
+
+test('stdin: `-f -` reads the manifest from standard input', async (t) => {
+  const result = await runCli(['routes', '-f', '-'], `apiVersion: v1
+kind: Service
+metadata: {name: from-stdin}
+spec:
+  type: NodePort
+  selector: {app: x}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+`);
+  t.is(result.code, 0, result.stderr);
+  t.regex(result.stdout, /from-stdin\/80 {2}L4 {2}node 127\.0\.0\.1:30080 → service 127\.10\.0\.1:80 → pod 127\.244\.0\.1:8080/);
+});
+
+test('SIGTERM drains and exits 0; up prints the route and curl lines for every layer', async (t) => {
+  const r = range(122);
+  const cli = await startCli(['up', '-f', SEED, ...r.args]);
+  try {
+    const out = cli.output();
+    t.true(out.includes(`my-service/http  L7  node ${r.node}:30000 → service ${r.service(1)}:8080 → pod ${r.pod(1)}:5000`));
+    t.true(out.includes(`my-service/metrics  L4  node ${r.node}:31000 → service ${r.service(1)}:8081 → pod ${r.pod(1)}:6000`));
+    for (const url of [`http://${r.node}:30000/`, `http://${r.service(1)}:8080/`, `http://${r.pod(1)}:5000/`]) t.true(out.includes(`curl -s ${url}`), url);
+    const res = await request(`http://${r.node}:30000/`);
+    t.is(res.statusCode, 200);
+    await res.body.dump();
+  } finally {
+    t.is(await cli.stop('SIGTERM'), 0);
+  }
+  t.true(await isClosed(r.node, 30000));
+});
+
+test('a client that never reads: backpressure keeps portlab memory flat', async (t) => {
+  const r = range(123);
+  let written = 0;
+  const LIMIT = 512 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 'z');
+  const backend = await tcpBackend(r.backend(1), 5000, (s) => {
+    const pump = () => {
+      while (written < LIMIT && !s.destroyed) {
+        written += chunk.length;
+        if (!s.write(chunk)) {
+          s.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  });
+  const m = await tempManifest(selectorless('flood', [{ name: 'tcp', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
+  const cli = await startCli(['up', '-f', m.file, ...r.args, '--quiet']);
+  const client = net.connect({ host: r.node, port: 30000 });
+  client.on('error', () => {});
+  try {
+    const before = cli.rssBytes();
+    client.pause(); // never read
+    // Wait until the backend is blocked: its count stops growing.
+    let last = -1;
+    await waitFor(async () => {
+      await new Promise((res) => setTimeout(res, 300));
+      const stalled = written === last && written > 0;
+      last = written;
+      return stalled;
+    }, 'the backend to be held back', 15_000, 0);
+    const growth = cli.rssBytes() - before;
+    t.log(`backend wrote ${(written / 1048576).toFixed(1)} MiB before it was held back; portlab RSS grew ${(growth / 1048576).toFixed(1)} MiB`);
+    t.true(written < 64 * 1024 * 1024, 'the backend was held back well before 64 MiB');
+    t.true(growth < 64 * 1024 * 1024, 'portlab buffered less than 64 MiB');
+  } finally {
+    client.destroy();
+    await cli.stop();
+    await backend.close();
+    await m.cleanup();
+  }
+});
