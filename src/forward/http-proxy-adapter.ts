@@ -100,7 +100,10 @@ export class ProxyAdapter {
     (req as WithContext)[CONTEXT] = { hooks, timedOut: false };
     this.proxy.ws(req, socket, head, { target: { host, port, protocol: 'http:' }, agent: internal ? this.internalAgent : this.podAgent }, (err: NodeJS.ErrnoException) => {
       hooks.onFailure({ status: 502, code: err.code ?? 'EPROTO' });
-      socket.destroy();
+      // Nothing sent yet: a raw status line still tells the client why. Never writeHead: this is a socket.
+      const s = socket as net.Socket;
+      if (s.writable && s.bytesWritten === 0) s.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
     });
   }
 

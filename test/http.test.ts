@@ -1,0 +1,260 @@
+// L7 through http-proxy: intact bodies, original client, per-request balancing, every failure answered, hardening.
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import test from 'ava';
+import { Agent, request } from 'undici';
+import WebSocket, { WebSocketServer } from 'ws';
+import { selectorless, tcpBackend } from './helpers/backends.js';
+import { MY_APP, SEED, range, sha256, startPortlab, tempManifest, waitFor, type Range, type Running } from './helpers/portlab.js';
+
+const MiB = 1024 * 1024;
+
+async function withSeed(n: number, fn: (r: Range, run: Running) => Promise<void>, extra: string[] = []): Promise<void> {
+  const r = range(n);
+  const run = await startPortlab(r, [SEED, MY_APP], extra);
+  try {
+    await fn(r, run);
+  } finally {
+    await run.close();
+  }
+}
+
+/** podCounter reads one counter from the stand-in pods' own /metrics, summed over pods. */
+async function podCounter(run: Running, name: string): Promise<number> {
+  let sum = 0;
+  for (const pod of run.portlab.proxier.listPods()) {
+    const m = new RegExp(`^${name}\\{[^}]*port="5000"[^}]*\\} (\\d+)$`, 'm').exec(pod.metricsText());
+    sum += Number(m?.[1] ?? 0);
+  }
+  return sum;
+}
+
+test('GET and POST with 10 MiB bodies round-trip intact at the node and service layer', async (t) => {
+  await withSeed(130, async (r) => {
+    const agent = new Agent({ localAddress: r.client });
+    const body = randomBytes(10 * MiB);
+    try {
+      for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
+        const post = await request(`${base}/upload`, { method: 'POST', body, dispatcher: agent });
+        const answer = (await post.body.json()) as { bodyBytes: number; bodySha256: string; headers: Record<string, string> };
+        t.is(post.statusCode, 200);
+        t.is(answer.bodyBytes, body.length);
+        t.is(answer.bodySha256, sha256(body));
+        t.is(answer.headers['x-forwarded-for'], r.client, 'the pod sees the original client');
+        const get = await request(`${base}/download?size=${10 * MiB}`, { dispatcher: agent });
+        const got = Buffer.from(await get.body.arrayBuffer());
+        t.is(got.length, 10 * MiB);
+        t.is(sha256(got), sha256(Buffer.alloc(10 * MiB, 'x')));
+      }
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
+test('balancing is per request: one keep-alive connection reaches both replicas', async (t) => {
+  await withSeed(131, async (r) => {
+    const agent = new Agent({ connections: 1, localAddress: r.client });
+    try {
+      for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
+        const pods = new Set<string>();
+        for (let i = 0; i < 30; i++) {
+          const res = await request(`${base}/`, { dispatcher: agent });
+          pods.add(((await res.body.json()) as { pod: string }).pod);
+        }
+        t.is(pods.size, 2, base);
+      }
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
+test('no endpoint: 503 with a body naming the Service', async (t) => {
+  const r = range(132);
+  const m = await tempManifest(`apiVersion: v1
+kind: Service
+metadata: {name: nobody-home}
+spec:
+  type: NodePort
+  ports: [{name: http, port: 8080, nodePort: 30000}]
+`);
+  const run = await startPortlab(r, [m.file]);
+  try {
+    for (const url of [`http://${r.node}:30000/`, `http://${r.service(1)}:8080/`]) {
+      const res = await request(url);
+      t.is(res.statusCode, 503);
+      t.regex(await res.body.text(), /no ready endpoints for Service default\/nobody-home:http/);
+    }
+  } finally {
+    await run.close();
+    await m.cleanup();
+  }
+});
+
+test('upstream refused: 502; upstream reset: 502; the process survives both', async (t) => {
+  const r = range(133);
+  const resetter = await tcpBackend(r.backend(2), 5000, (s) => s.once('data', () => s.resetAndDestroy()));
+  const m = await tempManifest(
+    selectorless('refused', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]) +
+      '---\n' +
+      selectorless('reset', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30001 }], [r.backend(2)]),
+  );
+  const run = await startPortlab(r, [m.file]);
+  try {
+    const refusedSvc = run.portlab.proxier.state!.services.find((s) => s.name === 'refused')!;
+    const resetSvc = run.portlab.proxier.state!.services.find((s) => s.name === 'reset')!;
+    for (const url of [`http://${r.node}:30000/`, `http://${refusedSvc.clusterIP}:8080/`]) {
+      const res = await request(url);
+      t.is(res.statusCode, 502, url);
+      t.regex(await res.body.text(), /ECONNREFUSED/);
+    }
+    for (const url of [`http://${r.node}:30001/`, `http://${resetSvc.clusterIP}:8080/`]) {
+      const res = await request(url);
+      t.is(res.statusCode, 502, url);
+      await res.body.dump();
+    }
+  } finally {
+    await run.close();
+    await resetter.close();
+    await m.cleanup();
+  }
+});
+
+test('upstream timeout: 504 after --upstream-timeout', async (t) => {
+  await withSeed(134, async (r) => {
+    for (const url of [`http://${r.node}:30000/?delay=5000`, `http://${r.service(1)}:8080/?delay=5000`]) {
+      const res = await request(url);
+      t.is(res.statusCode, 504, url);
+      t.regex(await res.body.text(), /did not answer in time/);
+    }
+  }, ['--upstream-timeout', '300ms']);
+});
+
+test('client abort: the pod sees its request cancelled', async (t) => {
+  await withSeed(135, async (r, run) => {
+    const before = await podCounter(run, 'standin_http_requests_aborted_total');
+    const controller = new AbortController();
+    const pending = request(`http://${r.node}:30000/?delay=10000`, { signal: controller.signal }).catch((err: Error) => err);
+    // Wait until the request has reached a pod, then go away.
+    await waitFor(async () => (await podCounter(run, 'standin_connections_total')) > 0, 'the request to reach a pod');
+    controller.abort();
+    t.true((await pending) instanceof Error);
+    await waitFor(async () => (await podCounter(run, 'standin_http_requests_aborted_total')) > before, 'the pod to see the request cancelled', 3000);
+    t.pass();
+  });
+});
+
+test('upstream dies mid-body: the client connection is destroyed, not left hanging', async (t) => {
+  const r = range(136);
+  const dying = await tcpBackend(r.backend(1), 5000, (s) => {
+    s.once('data', () => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nContent-Type: text/plain\r\n\r\n');
+      s.write('x'.repeat(1000));
+      setTimeout(() => s.destroy(), 20);
+    });
+  });
+  const m = await tempManifest(selectorless('dying', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
+  const run = await startPortlab(r, [m.file]);
+  try {
+    for (const url of [`http://${r.node}:30000/`, `http://${r.service(1)}:8080/`]) {
+      const outcome = await new Promise<string>((resolve) => {
+        const req = http.get(url, (res) => {
+          let n = 0;
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(`clean end after ${n} bytes`));
+          res.on('error', () => resolve('destroyed'));
+          res.on('aborted', () => resolve('destroyed'));
+        });
+        req.on('error', () => resolve('destroyed'));
+        setTimeout(() => resolve('hung'), 5000).unref();
+      });
+      t.is(outcome, 'destroyed', url);
+    }
+  } finally {
+    await run.close();
+    await dying.close();
+    await m.cleanup();
+  }
+});
+
+test('WebSocket echo through node → service → pod, and an upgrade to a dead backend leaves the process up', async (t) => {
+  const r = range(137);
+  const wss = new WebSocketServer({ host: r.backend(1), port: 5000 });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  wss.on('connection', (ws, req) => ws.on('message', (data) => ws.send(`echo ${data} from ${req.headers['x-forwarded-for']}`)));
+  const m = await tempManifest(
+    selectorless('ws', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]) +
+      '---\n' +
+      selectorless('ws-dead', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30001 }], [r.backend(2)]),
+  );
+  const run = await startPortlab(r, [m.file]);
+  try {
+    const echo = await new Promise<string>((resolve, reject) => {
+      const ws = new WebSocket(`ws://${r.node}:30000/`, { localAddress: r.client });
+      ws.on('open', () => ws.send('hello'));
+      ws.on('message', (d) => {
+        resolve(String(d));
+        ws.close();
+      });
+      ws.on('error', reject);
+    });
+    t.is(echo, `echo hello from ${r.client}`);
+    const dead = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(`ws://${r.node}:30001/`);
+      ws.on('open', () => resolve('open'));
+      ws.on('error', (err) => resolve(`error: ${err.message}`));
+      ws.on('unexpected-response', (_req, res) => resolve(`status ${res.statusCode}`));
+    });
+    t.is(dead, 'status 502');
+    t.log(`upgrade to a dead backend: ${dead}`);
+    // The process is still up and serving.
+    const res = await request(`http://${r.node}:30000/`);
+    t.true(res.statusCode > 0);
+    await res.body.dump();
+  } finally {
+    await run.close();
+    await new Promise((resolve) => wss.close(resolve));
+    await m.cleanup();
+  }
+});
+
+/** raw sends bytes and returns the status line of the answer (or what happened instead). */
+function raw(host: string, port: number, payload: string | Buffer, opts: { keepOpen?: boolean } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    let data = '';
+    s.on('data', (d) => (data += d));
+    s.on('error', () => resolve(data.split('\r\n')[0] || 'reset'));
+    s.on('close', () => resolve(data.split('\r\n')[0] || 'closed without answer'));
+    s.setTimeout(8000, () => s.destroy());
+    if (opts.keepOpen) s.write(payload);
+    else s.end(payload);
+  });
+}
+
+test('malformed and smuggling requests are answered at the first hop and never reach a pod', async (t) => {
+  await withSeed(138, async (r, run) => {
+    const before = await podCounter(run, 'standin_http_requests_total');
+    const cases: [string, string | Buffer, string][] = [
+      ['CL+TE', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', '400'],
+      ['two Content-Lengths', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde', '400'],
+      ['garbage request line', 'GARBAGE\x00\x01 / HTTP/9\r\n\r\n', '400'],
+      ['HTTP/1.1 without Host', 'GET / HTTP/1.1\r\n\r\n', '400'],
+      ['obs-fold', 'GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n', '400'],
+      ['headers over 16 KiB', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`, '431'],
+      ['random bytes', randomBytes(512), '400'],
+    ];
+    for (const [what, payload, status] of cases) {
+      for (const [layer, host, port] of [['node', r.node, 30000], ['service', r.service(1), 8080]] as const) {
+        const line = await raw(host, port, payload);
+        t.true(line.startsWith(`HTTP/1.1 ${status}`), `${what} at ${layer}: ${line}`);
+      }
+    }
+    // slowloris: headers never finish; --headers-timeout 1s answers 408.
+    const slow = await raw(r.node, 30000, 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ', { keepOpen: true });
+    t.true(slow.startsWith('HTTP/1.1 408'), `slowloris: ${slow}`);
+    t.is(await podCounter(run, 'standin_http_requests_total'), before, 'no malformed request reached a pod');
+  }, ['--headers-timeout', '1s']);
+});
