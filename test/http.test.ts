@@ -53,8 +53,8 @@ test('GET and POST with 10 MiB bodies round-trip intact at the node and service 
   });
 });
 
-test('balancing is per request: one keep-alive connection reaches both replicas', async (t) => {
-  await withSeed(131, async (r) => {
+test('balancing is per request: one keep-alive connection reaches both replicas; upstream sockets are reused', async (t) => {
+  await withSeed(131, async (r, run) => {
     const agent = new Agent({ connections: 1, localAddress: r.client });
     try {
       for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
@@ -65,6 +65,9 @@ test('balancing is per request: one keep-alive connection reaches both replicas'
         }
         t.is(pods.size, 2, base);
       }
+      // 60 requests, but a keep-alive upstream agent: each pod saw a handful of connections, not one per request.
+      const podConnections = await podCounter(run, 'standin_connections_total');
+      t.true(podConnections <= 6, `pods saw ${podConnections} connections for 60 requests`);
     } finally {
       await agent.close();
     }

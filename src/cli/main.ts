@@ -84,7 +84,12 @@ async function up(options: Options): Promise<number> {
   if (portlab.admin && options.admin) out(`admin:   http://${options.admin.host}:${options.admin.port}/  (dashboard, /metrics, /healthz)`);
   let hostsWritten = false;
   if (options.writeHosts) {
-    await addHosts(options.hostsFile, hostsLines(state));
+    try {
+      await addHosts(options.hostsFile, hostsLines(state));
+    } catch (e) {
+      await portlab.close(0); // nothing is left half-started
+      throw e;
+    }
     hostsWritten = true;
     out(`hosts:   wrote ${state.services.filter((s) => s.clusterIP).length} name(s) to ${options.hostsFile}; removed on exit`);
   }

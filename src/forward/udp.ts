@@ -18,6 +18,8 @@ interface Session {
 export class UdpForwarder {
   readonly socket: dgram.Socket;
   private readonly sessions = new Map<string, Session>();
+  /** host is the listener's own address; session sockets bind there, so the next hop sees this layer's address. */
+  private host = '127.0.0.1';
 
   constructor(
     public route: Route,
@@ -92,7 +94,7 @@ export class UdpForwarder {
 
   private connect(socket: dgram.Socket, up: Upstream, flow: Flow): Promise<void> {
     return new Promise((resolve) => {
-      socket.bind({ port: 0 }, () => {
+      socket.bind({ address: this.host, port: 0 }, () => {
         if (up.internal) this.conntrack.trackUdp(socket.address().port, flow);
         socket.connect(up.port, up.host, () => resolve());
       });
@@ -111,6 +113,7 @@ export class UdpForwarder {
   }
 
   listen(host: string, port: number): Promise<void> {
+    this.host = host;
     return new Promise((resolve, reject) => {
       this.socket.once('error', reject);
       this.socket.bind({ address: host, port, exclusive: true }, () => {

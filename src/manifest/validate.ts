@@ -120,6 +120,9 @@ function validateService(obj: ManifestObject, report: Report, manifests: Manifes
   } else if (rawPorts.length === 0 && !headless) {
     report(['spec'], fieldError.required('spec.ports'));
   }
+  if (headless && (type === 'NodePort' || type === 'LoadBalancer')) {
+    report(['spec', 'clusterIP'], fieldError.invalid('spec.clusterIP', 'None', `may not be set to 'None' for ${type} services`));
+  }
 
   const ports: ServicePortSpec[] = [];
   const names = new Set<string>();

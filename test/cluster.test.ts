@@ -1,0 +1,291 @@
+// The cluster's shape: nodes, balancing, affinity, traffic policies, health checks, UDP and Service types.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import test from 'ava';
+import { Agent, request } from 'undici';
+import { runCli } from './helpers/cli.js';
+import { SEED, range, startPortlab, tempManifest, waitFor, type Range } from './helpers/portlab.js';
+
+/** deployment returns a Deployment + Service manifest with the given Service spec lines. */
+function app(name: string, replicas: number, serviceSpec: string, ports = '[{name: http, containerPort: 5000}]'): string {
+  return `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      containers: [{name: c, image: x, ports: ${ports}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}}
+spec:
+  selector: {app: ${name}}
+${serviceSpec}
+`;
+}
+
+/** whoAnswers makes one new TCP connection, sends a GET, and returns the pod name from the JSON. */
+function whoAnswers(host: string, port: number, localAddress?: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, localAddress });
+    let data = '';
+    s.setTimeout(timeoutMs, () => {
+      s.destroy();
+      resolve('no answer');
+    });
+    s.on('data', (d) => (data += d));
+    s.on('end', () => {
+      const body = data.slice(data.indexOf('\r\n\r\n') + 4);
+      try {
+        resolve((JSON.parse(body) as { pod: string }).pod);
+      } catch {
+        reject(new Error(`not JSON: ${data.slice(0, 200)}`));
+      }
+    });
+    s.on('error', reject);
+    s.end(`GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  });
+}
+
+async function distribution(r: Range, balance: string, n: number): Promise<Map<string, number>> {
+  const m = await tempManifest(app('dist', 3, `  type: NodePort\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
+  const run = await startPortlab(r, [m.file], ['--balance', balance, '--quiet']);
+  const counts = new Map<string, number>();
+  try {
+    const batch = 50;
+    for (let i = 0; i < n; i += batch) {
+      const names = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, () => whoAnswers(r.node, 30000)));
+      for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1);
+    }
+  } finally {
+    await run.close();
+    await m.cleanup();
+  }
+  return counts;
+}
+
+test('random balancing: 3,000 connections over 3 pods, each between 25% and 42%', async (t) => {
+  const counts = await distribution(range(140), 'random', 3000);
+  t.is(counts.size, 3);
+  for (const [pod, c] of counts) t.true(c >= 750 && c <= 1260, `${pod}: ${c}`);
+  t.log([...counts.values()].join(' / '));
+});
+
+test('round-robin balancing: 3,000 connections give exactly 1,000 each', async (t) => {
+  const counts = await distribution(range(141), 'round-robin', 3000);
+  t.deepEqual([...counts.values()], [1000, 1000, 1000]);
+});
+
+test('sessionAffinity ClientIP holds across 100 connections through the nodePort, then switches after the timeout', async (t) => {
+  const r = range(142);
+  const m = await tempManifest(
+    app('sticky', 2, `  type: NodePort\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 1}}\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`),
+  );
+  const run = await startPortlab(r, [m.file], ['--balance', 'round-robin', '--quiet']);
+  try {
+    const first = await whoAnswers(r.node, 30000, r.client);
+    for (let i = 0; i < 100; i++) t.is(await whoAnswers(r.node, 30000, r.client), first);
+    // Another client IP gets its own choice (round-robin: the other pod).
+    t.not(await whoAnswers(r.node, 30000, `127.${r.n}.0.78`), first);
+    // A third client takes the next turn, so the round-robin turn after the timeout is the other pod.
+    t.is(await whoAnswers(r.node, 30000, `127.${r.n}.0.79`), first);
+    await new Promise((res) => setTimeout(res, 1300)); // the affinity timeout itself is what is under test
+    t.not(await whoAnswers(r.node, 30000, r.client), first, 'after timeoutSeconds the client is balanced again');
+  } finally {
+    await run.close();
+    await m.cleanup();
+  }
+});
+
+test('--nodes 3: nodes at 127.0.1.i, every nodePort on every node, pods spread round robin with their node named', async (t) => {
+  const r = range(143);
+  const m = await tempManifest(app('spread', 3, `  type: NodePort\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
+  const run = await startPortlab(r, [m.file], ['--nodes', '3', '--quiet']);
+  try {
+    const state = run.portlab.proxier.state!;
+    t.deepEqual(state.nodes.map((n) => n.address), [`127.${r.n}.1.1`, `127.${r.n}.1.2`, `127.${r.n}.1.3`]);
+    t.deepEqual(state.pods.map((p) => p.node).sort(), ['node-1', 'node-2', 'node-3']);
+    for (const node of state.nodes) t.truthy(await whoAnswers(node.address, 30000));
+    const res = await request(`http://${state.pods[1]!.ip}:5000/`);
+    t.is(((await res.body.json()) as { node: string }).node, state.pods[1]!.node);
+  } finally {
+    await run.close();
+    await m.cleanup();
+  }
+});
+
+test('externalTrafficPolicy Local: only the pod\'s node serves; the others say nothing for 1 s; Cluster serves everywhere', async (t) => {
+  const r = range(144);
+  const local = await tempManifest(app('local', 1, `  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
+  let run = await startPortlab(r, [local.file], ['--nodes', '3', '--quiet']);
+  try {
+    const state = run.portlab.proxier.state!;
+    const podNode = state.pods[0]!.node;
+    for (const node of state.nodes) {
+      const answer = await whoAnswers(node.address, 30000, undefined, 1000);
+      if (node.name === podNode) t.is(answer, state.pods[0]!.name, `${node.name} has the pod`);
+      else t.is(answer, 'no answer', `${node.name} has no local endpoint: DROP`);
+    }
+  } finally {
+    await run.close();
+    await local.cleanup();
+  }
+  const cluster = await tempManifest(app('local', 1, `  type: NodePort\n  externalTrafficPolicy: Cluster\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
+  run = await startPortlab(r, [cluster.file], ['--nodes', '3', '--quiet']);
+  try {
+    for (const node of run.portlab.proxier.state!.nodes) t.not(await whoAnswers(node.address, 30000, undefined, 1000), 'no answer');
+  } finally {
+    await run.close();
+    await cluster.cleanup();
+  }
+});
+
+test('LoadBalancer + Local: own address from 127.20.0.0/16, and healthCheckNodePort answers as kube-proxy does', async (t) => {
+  const r = range(145);
+  const m = await tempManifest(app('lb', 1, `  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: tcp, port: 8080, targetPort: 5000}]`));
+  const run = await startPortlab(r, [m.file], ['--nodes', '2', '--quiet']);
+  try {
+    const state = run.portlab.proxier.state!;
+    const svc = state.services[0]!;
+    t.is(svc.loadBalancerIP, `127.${r.n}.20.1`);
+    t.is(svc.ports[0]!.nodePort, 30000);
+    t.is(svc.healthCheckNodePort, 30001);
+    t.is(await whoAnswers(svc.loadBalancerIP!, 8080), state.pods[0]!.name);
+    for (const node of state.nodes) {
+      const res = await request(`http://${node.address}:${svc.healthCheckNodePort}/healthz`);
+      const body = (await res.body.json()) as { service: { namespace: string; name: string }; localEndpoints: number; serviceProxyHealthy: boolean };
+      const hasPod = node.name === state.pods[0]!.node;
+      t.is(res.statusCode, hasPod ? 200 : 503);
+      t.deepEqual(body, { service: { namespace: 'default', name: 'lb' }, localEndpoints: hasPod ? 1 : 0, serviceProxyHealthy: true });
+    }
+  } finally {
+    await run.close();
+    await m.cleanup();
+  }
+});
+
+test('internalTrafficPolicy Local: the cluster IP serves only pods on the client\'s node (node-1 for the host)', async (t) => {
+  const r = range(146);
+  const m = await tempManifest(app('itp', 2, `  internalTrafficPolicy: Local\n  ports: [{name: tcp, port: 8080, targetPort: 5000}]`));
+  const run = await startPortlab(r, [m.file], ['--nodes', '2', '--quiet']);
+  try {
+    const state = run.portlab.proxier.state!;
+    const onNode1 = state.pods.find((p) => p.node === 'node-1')!;
+    for (let i = 0; i < 10; i++) t.is(await whoAnswers(state.services[0]!.clusterIP!, 8080), onNode1.name);
+  } finally {
+    await run.close();
+    await m.cleanup();
+  }
+});
+
+/** udpExchange sends from one socket and waits for the echo. */
+async function udpExchange(sock: dgram.Socket, host: string, port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no UDP answer')), 2000);
+    sock.once('message', (msg) => {
+      clearTimeout(timer);
+      resolve(String(msg));
+    });
+    sock.send(text, port, host);
+  });
+}
+
+test('UDP: echo through both hops, two clients keep separate sessions, a session ends after --udp-timeout; TCP shares the nodePort', async (t) => {
+  const r = range(147);
+  const m = await tempManifest(
+    app('dns', 2, `  type: NodePort\n  ports:\n    - {name: dns-udp, port: 53, targetPort: 5353, protocol: UDP, nodePort: 30053}\n    - {name: dns-tcp, port: 53, targetPort: 5353, protocol: TCP, nodePort: 30053}`, '[{name: dns-udp, containerPort: 5353, protocol: UDP}, {name: dns-tcp, containerPort: 5353}]'),
+  );
+  const run = await startPortlab(r, [m.file], ['--balance', 'round-robin', '--udp-timeout', '400ms']);
+  const a = dgram.createSocket('udp4');
+  const b = dgram.createSocket('udp4');
+  await new Promise<void>((res) => a.bind(0, r.client, () => res()));
+  await new Promise<void>((res) => b.bind(0, r.client, () => res()));
+  try {
+    t.is(await udpExchange(a, r.node, 30053, 'hello via node'), 'hello via node');
+    t.is(await udpExchange(b, r.node, 30053, 'second client'), 'second client');
+    t.is(await udpExchange(a, r.service(1), 53, 'hello via service'), 'hello via service');
+    await waitFor(() => run.records.filter((rec) => rec.kind === 'session').length >= 3, 'the UDP sessions to end after the idle timeout', 3000);
+    const sessions = run.records.filter((rec) => rec.kind === 'session');
+    const viaNode = sessions.filter((s) => s.route.node);
+    t.is(viaNode.length, 2);
+    t.not(viaNode[0]!.client, viaNode[1]!.client);
+    t.not(viaNode[0]!.pod, viaNode[1]!.pod, 'two clients, two sessions, two pods (round-robin)');
+    t.true(viaNode.every((s) => s.client.startsWith(r.client)), 'the original client is known through the node hop');
+    // TCP on the same nodePort and port number.
+    t.truthy(await whoAnswers(r.node, 30053));
+  } finally {
+    a.close();
+    b.close();
+    await run.close();
+    await m.cleanup();
+  }
+});
+
+test('headless, ExternalName and SCTP: no listener, a note or a warning, the manifest stays valid', async (t) => {
+  const m = await tempManifest(`${app('db', 2, `  clusterIP: None\n  ports: [{name: pg, port: 5432, targetPort: 5432}]`, '[{name: pg, containerPort: 5432}]')}---
+apiVersion: v1
+kind: Service
+metadata: {name: search}
+spec:
+  type: ExternalName
+  externalName: search.example.com
+---
+apiVersion: v1
+kind: Service
+metadata: {name: signalling}
+spec:
+  selector: {app: sig}
+  ports:
+    - {name: sctp, port: 9999, protocol: SCTP}
+    - {name: tcp, port: 9998}
+`);
+  const r = range(148);
+  try {
+    const routes = await runCli(['routes', '-f', m.file, ...r.args]);
+    t.is(routes.code, 0, routes.stderr);
+    t.regex(routes.stdout, /db\/pg {2}L4 {2}headless \(clusterIP: None\): no service listener; pods: 127\.148\.244\.1:5432, 127\.148\.244\.2:5432/);
+    t.regex(routes.stdout, /search {2}ExternalName → search\.example\.com/);
+    t.regex(routes.stderr, /signalling port sctp\/SCTP is skipped/);
+    const run = await startPortlab(r, [m.file], ['--quiet']);
+    try {
+      const state = run.portlab.proxier.state!;
+      t.is(state.services.find((s) => s.name === 'db')!.clusterIP, undefined);
+      t.deepEqual(state.services.find((s) => s.name === 'signalling')!.ports.map((p) => p.name), ['tcp']);
+      const pod = state.pods.find((p) => p.name.startsWith('db-'))!;
+      t.truthy(await whoAnswers(pod.ip, 5432));
+    } finally {
+      await run.close();
+    }
+  } finally {
+    await m.cleanup();
+  }
+});
+
+test('routes --hosts prints kubefwd-style lines; up --write-hosts adds and removes them', async (t) => {
+  const r = range(149);
+  const hosts = await runCli(['routes', '--hosts', '-f', SEED, ...r.args]);
+  t.is(hosts.stdout.trim(), `${r.service(1)} my-service my-service.default my-service.default.svc my-service.default.svc.cluster.local`);
+  const m = await tempManifest('127.0.0.1 localhost\n', 'hosts');
+  const { startCli } = await import('./helpers/cli.js');
+  const cli = await startCli(['up', '-f', SEED, ...r.args, '--write-hosts', '--hosts-file', m.file]);
+  try {
+    const during = await readFile(m.file, 'utf8');
+    t.true(during.includes(`${r.service(1)} my-service my-service.default`));
+    t.true(during.startsWith('127.0.0.1 localhost\n'));
+  } finally {
+    t.is(await cli.stop(), 0);
+  }
+  t.is(await readFile(m.file, 'utf8'), '127.0.0.1 localhost\n');
+  const unwritable = await runCli(['up', '-f', SEED, ...r.args, '--write-hosts', '--hosts-file', path.join(m.dir, 'no-such-dir', 'hosts')]);
+  t.is(unwritable.code, 2);
+  t.regex(unwritable.stderr, /cannot write .*no-such-dir\/hosts: ENOENT/);
+  t.regex(unwritable.stderr, /portlab routes --hosts/);
+  await writeFile(m.file, '');
+  await m.cleanup();
+});
