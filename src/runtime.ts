@@ -83,6 +83,7 @@ export class Portlab {
       const details = err instanceof PortlabError && err.details.length > 0 ? `\n${err.details.join('\n')}` : '';
       this.health.failed(`${e.message}${details}`);
       this.metrics.syncFailures.inc();
+      this.observers.feed.emit('topology');
       return { ok: false, error: e };
     }
   }

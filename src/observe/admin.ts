@@ -14,7 +14,8 @@ export interface AdminHooks {
   nodeportHop: string;
 }
 
-const DASHBOARD_URL = new URL('../../../src/observe/dashboard.html', import.meta.url);
+// The build copies dashboard.html next to this file (scripts/copy-assets.mjs).
+const DASHBOARD_URL = new URL('./dashboard.html', import.meta.url);
 
 /** AdminServer serves operators and the workshop screen. It never touches the forwarding path. */
 export class AdminServer {

@@ -1,0 +1,95 @@
+// Watching it: one log line per request with every hop, Prometheus metrics that match the traffic, health, routes -o.
+import test from 'ava';
+import { Agent, request } from 'undici';
+import { runCli } from './helpers/cli.js';
+import { SEED, range, startPortlab, waitFor } from './helpers/portlab.js';
+
+test('a request through the node layer gives exactly one log line whose route names node, service and pod, with hop timings', async (t) => {
+  const r = range(150);
+  const run = await startPortlab(r, [SEED]);
+  try {
+    const res = await request(`http://${r.node}:30000/one-line`);
+    await res.body.dump();
+    await waitFor(() => run.records.some((rec) => rec.path === '/one-line'), 'the log line');
+    const lines = run.records.filter((rec) => rec.path === '/one-line');
+    t.is(lines.length, 1);
+    const line = lines[0]!;
+    t.deepEqual(line.route, { node: `${r.node}:30000`, service: `${r.service(1)}:8080`, pod: `${r.pod(1)}:5000` });
+    t.is(line.pod, 'my-service-standin');
+    t.is(line.status, 200);
+    t.deepEqual(line.hops.map((h) => h.layer), ['node', 'service']);
+    for (const h of line.hops) {
+      t.true(Number.isFinite(h.connectMs) && h.connectMs! >= 0, `${h.layer} connectMs`);
+      t.true(Number.isFinite(h.durationMs) && h.durationMs! > 0, `${h.layer} durationMs`);
+    }
+    t.true(line.bytesOut > 0);
+    // An L4 connection gives one line too, with its bytes.
+    const l4 = await request(`http://${r.node}:31000/l4`, { dispatcher: new Agent({ pipelining: 0 }) });
+    await l4.body.dump();
+    await waitFor(() => run.records.some((rec) => rec.kind === 'connection' && rec.route.node === `${r.node}:31000`), 'the L4 line', 8000);
+    const conn = run.records.find((rec) => rec.kind === 'connection')!;
+    t.deepEqual(Object.keys(conn.route).sort(), ['node', 'pod', 'service']);
+    t.true(conn.bytesIn > 0 && conn.bytesOut > 0);
+  } finally {
+    await run.close();
+  }
+});
+
+/** metricValue finds one sample in Prometheus text. */
+function metricValue(text: string, name: string, labels: Record<string, string>): number {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const labelText = line.slice(name.length + 1, line.lastIndexOf('}'));
+    const parsed = Object.fromEntries([...labelText.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => parsed[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return 0;
+}
+
+test('/metrics is Prometheus text and its counters match the traffic sent; /healthz and /livez answer 200', async (t) => {
+  const r = range(151);
+  const run = await startPortlab(r, [SEED]);
+  const admin = `http://${r.admin}`;
+  try {
+    const scrape = async () => (await (await request(`${admin}/metrics`)).body.text());
+    const key = 'default/my-service:http/TCP';
+    const before = metricValue(await scrape(), 'portlab_http_requests_total', { service_port: key, layer: 'node', code_class: '2xx' });
+    for (let i = 0; i < 10; i++) await (await request(`http://${r.node}:30000/`)).body.dump();
+    const text = await scrape();
+    // Every non-comment line is `name{labels} value` or `name value`: the exposition format.
+    for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) t.regex(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? -?[0-9.e+-]+|NaN|\+Inf$/);
+    t.is(metricValue(text, 'portlab_http_requests_total', { service_port: key, layer: 'node', code_class: '2xx' }) - before, 10);
+    t.is(metricValue(text, 'portlab_http_requests_total', { service_port: key, layer: 'service', code_class: '2xx' }), 0, 'only the first hop counts the request');
+    t.true(metricValue(text, 'portlab_hop_duration_seconds_count', { service_port: key, layer: 'service' }) >= 10);
+    t.true(metricValue(text, 'portlab_downstream_cx_total', { service_port: key, layer: 'node' }) >= 1);
+    t.true(text.includes('portlab_sync_proxy_rules_last_timestamp_seconds '));
+    t.true(text.includes('portlab_sync_proxy_rules_duration_seconds_count 1'));
+    t.true(text.includes('portlab_process_open_fds '));
+    const health = await request(`${admin}/healthz`);
+    t.is(health.statusCode, 200);
+    const body = (await health.body.json()) as { lastUpdated: string; currentTime: string };
+    t.truthy(Date.parse(body.lastUpdated));
+    t.truthy(Date.parse(body.currentTime));
+    const live = await request(`${admin}/livez`);
+    t.is(live.statusCode, 200);
+    await live.body.dump();
+  } finally {
+    await run.close();
+  }
+});
+
+test('routes -o json and -o wide print the translation table', async (t) => {
+  const json = await runCli(['routes', '-o', 'json', '-f', SEED, '-f', 'fixtures/my-app.yml']);
+  t.is(json.code, 0);
+  const doc = JSON.parse(json.stdout) as { kind: string; items: { ports: { name: string; nodePort: number; port: number; targetPort: number; mode: string; endpoints: unknown[] }[] }[] };
+  t.is(doc.kind, 'RouteList');
+  t.deepEqual(
+    doc.items[0]!.ports.map((p) => [p.name, p.nodePort, p.port, p.targetPort, p.mode, p.endpoints.length]),
+    [
+      ['http', 30000, 8080, 5000, 'http', 2],
+      ['metrics', 31000, 8081, 6000, 'tcp', 2],
+    ],
+  );
+  const wide = await runCli(['routes', '-o', 'wide', '-f', SEED, '-f', 'fixtures/my-app.yml']);
+  t.regex(wide.stdout, /endpoint 127\.244\.0\.1:5000 {2}pod my-app-\w+-\w+ {2}node-1/);
+});
