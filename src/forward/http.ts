@@ -37,6 +37,7 @@ export class HttpForwarder {
       (req, res) => this.onRequest(req, res),
     );
     if (options.maxConnections) this.server.maxConnections = options.maxConnections;
+    (this.server as NodeJS.EventEmitter).on('drop', () => this.route.observer.dropped());
     this.server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
       this.route.observer.opened();

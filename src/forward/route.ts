@@ -21,6 +21,8 @@ export interface ListenerObserver {
   closed(flow: Flow, hop: HopTiming, outer: boolean): void;
   connectFailed(code: string): void;
   rejected(flow: Flow, outer: boolean): void;
+  /** dropped counts a connection refused at once because the listener is at --max-connections. */
+  dropped(): void;
   request?(flow: Flow, hop: HopTiming, outer: boolean): void;
 }
 

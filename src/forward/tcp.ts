@@ -9,6 +9,25 @@ const DROP_HOLD_MS = 120_000;
 
 function ignore(): void {}
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * forwardEnd passes a FIN on, or a reset if the 'end' was really one. libuv reports a reset that follows a partial
+ * read as a clean EOF, so a crash would look like success. A zero-byte write tells them apart: after a FIN the peer
+ * still accepts writes (half-close), after a reset the write fails with ECONNRESET or EPIPE.
+ */
+function forwardEnd(from: net.Socket, to: net.Socket): void {
+  if (from.destroyed || from.writableEnded) {
+    if (!to.destroyed) to.end();
+    return;
+  }
+  from.write(EMPTY, (err) => {
+    if (to.destroyed) return;
+    if (err) to.resetAndDestroy();
+    else to.end();
+  });
+}
+
 /** TcpForwarder is one L4 listener. Its route is swapped by sync(); open connections keep the upstream they chose. */
 export class TcpForwarder {
   readonly server: net.Server;
@@ -21,6 +40,8 @@ export class TcpForwarder {
   ) {
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
     if (maxConnections) this.server.maxConnections = maxConnections;
+    // Node closes a connection over maxConnections at once and emits 'drop' (not in @types/node 20).
+    (this.server as NodeJS.EventEmitter).on('drop', () => this.route.observer.dropped());
   }
 
   get activeConnections(): number {
@@ -97,8 +118,10 @@ export class TcpForwarder {
       });
     }
 
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.pipe(upstream, { end: false });
+    upstream.pipe(client, { end: false });
+    client.once('end', () => forwardEnd(client, upstream));
+    upstream.once('end', () => forwardEnd(upstream, client));
 
     let open = 2;
     const done = () => {

@@ -133,7 +133,10 @@ function planPods(manifests: Manifests): PlannedPod[] {
     if (manifests.workloads.some((w) => w.namespace === svc.namespace && selects(svc.selector!, w.podLabels))) continue;
     const ports: ContainerPortSpec[] = [];
     for (const p of svc.ports) {
-      if (typeof p.targetPort === 'number' && p.protocol !== 'SCTP') ports.push({ containerPort: p.targetPort, protocol: p.protocol, name: p.name || undefined });
+      if (typeof p.targetPort !== 'number' || p.protocol === 'SCTP') continue;
+      // Two Service ports may share a targetPort; the pod listens on it once.
+      if (ports.some((cp) => cp.containerPort === p.targetPort && cp.protocol === p.protocol)) continue;
+      ports.push({ containerPort: p.targetPort, protocol: p.protocol, name: p.name || undefined });
     }
     const name = `${svc.name}-standin`;
     pods.push({ key: `${svc.namespace}/${name}`, namespace: svc.namespace, name, labels: { ...svc.selector }, ports, owner: `Service/${svc.name}`, replica: 0 });

@@ -34,6 +34,7 @@ export class Observers {
     const tx = m.downstreamTxBytes.labels(labels);
     const duration = m.hopDuration.labels(labels);
     const noEndpoints = m.rejected.labels({ ...labels, reason: 'no_endpoints' });
+    const overLimit = m.rejected.labels({ ...labels, reason: 'max_connections' });
     const byClass = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((code_class) => m.httpRequests.labels({ ...labels, code_class }));
     return {
       opened: () => {
@@ -49,6 +50,7 @@ export class Observers {
         rx.inc(hop.rxBytes ?? 0);
         tx.inc(hop.txBytes ?? 0);
       },
+      dropped: () => overLimit.inc(),
       connectFailed: (code: string) => m.upstreamConnectFail.labels({ ...labels, code }).inc(),
       rejected: (flow: Flow, outer: boolean) => {
         noEndpoints.inc();

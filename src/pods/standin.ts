@@ -7,6 +7,7 @@ import type { PodState } from '../model/desired-state.js';
 import { listenOn } from '../forward/tcp.js';
 
 interface PortCounters {
+  inFlight: number;
   requests: number;
   aborted: number;
   requestBytes: number;
@@ -22,26 +23,56 @@ const MAX_DELAY_MS = 600_000;
 /** StandinPod runs the listeners of one PodState. */
 export class StandinPod {
   private readonly servers: { server: http.Server; sockets: Set<net.Socket>; port: number }[] = [];
-  private readonly udp: dgram.Socket[] = [];
+  private readonly udp: { socket: dgram.Socket; port: number }[] = [];
   readonly counters = new Map<string, PortCounters>();
   running = false;
 
-  constructor(readonly spec: PodState) {}
+  constructor(public spec: PodState) {}
 
   /** start listens on every containerPort; on failure it closes what it opened and rethrows with `.port` set. */
   async start(): Promise<void> {
     try {
-      for (const cp of this.spec.ports) {
-        const counters: PortCounters = { requests: 0, aborted: 0, requestBytes: 0, responseBytes: 0, connections: 0, datagrams: 0 };
-        this.counters.set(`${cp.containerPort}/${cp.protocol}`, counters);
-        if (cp.protocol === 'UDP') await this.startUdp(cp.containerPort, counters);
-        else if (cp.protocol === 'TCP') await this.startHttp(cp.containerPort, cp.name, counters);
-      }
+      for (const cp of this.spec.ports) await this.openPort(cp);
       this.running = true;
     } catch (err) {
       await this.stop();
       throw err;
     }
+  }
+
+  private async openPort(cp: PodState['ports'][number]): Promise<void> {
+    const key = `${cp.containerPort}/${cp.protocol}`;
+    let counters = this.counters.get(key);
+    if (!counters) {
+      counters = { inFlight: 0, requests: 0, aborted: 0, requestBytes: 0, responseBytes: 0, connections: 0, datagrams: 0 };
+      this.counters.set(key, counters);
+    }
+    if (cp.protocol === 'UDP') await this.startUdp(cp.containerPort, counters);
+    else if (cp.protocol === 'TCP') await this.startHttp(cp.containerPort, cp.name, counters);
+  }
+
+  /**
+   * updatePorts opens and closes only the ports that changed, so a reload that adds a targetPort to a pod leaves
+   * the connections on its other ports alone.
+   */
+  async updatePorts(spec: PodState): Promise<void> {
+    const key = (p: { containerPort: number; protocol: string }) => `${p.containerPort}/${p.protocol}`;
+    const want = new Set(spec.ports.map(key));
+    const have = new Set(this.spec.ports.map(key));
+    for (const s of [...this.servers]) {
+      if (want.has(`${s.port}/TCP`)) continue;
+      this.servers.splice(this.servers.indexOf(s), 1);
+      s.server.close();
+      for (const sock of s.sockets) sock.destroy();
+    }
+    for (const u of [...this.udp]) {
+      if (want.has(`${u.port}/UDP`)) continue;
+      this.udp.splice(this.udp.indexOf(u), 1);
+      u.socket.close();
+    }
+    const added = spec.ports.filter((p) => !have.has(key(p)));
+    this.spec = spec;
+    for (const cp of added) await this.openPort(cp);
   }
 
   private async startHttp(port: number, portName: string | undefined, counters: PortCounters): Promise<void> {
@@ -78,7 +109,7 @@ export class StandinPod {
         resolve();
       });
     });
-    this.udp.push(sock);
+    this.udp.push({ socket: sock, port });
   }
 
   private answer(req: http.IncomingMessage, res: http.ServerResponse, port: number, portName: string | undefined, counters: PortCounters): void {
@@ -94,7 +125,9 @@ export class StandinPod {
       (hash ??= createHash('sha256')).update(chunk);
     });
     req.on('error', () => {});
+    counters.inFlight++;
     res.on('close', () => {
+      counters.inFlight--;
       if (!res.writableFinished) counters.aborted++;
     });
     req.on('end', () => {
@@ -145,10 +178,11 @@ export class StandinPod {
       ['standin_http_request_bytes_total', 'Request body bytes received.', 'requestBytes'],
       ['standin_http_response_bytes_total', 'Response body bytes sent.', 'responseBytes'],
       ['standin_udp_datagrams_total', 'UDP datagrams echoed.', 'datagrams'],
+      ['standin_http_requests_in_flight', 'HTTP requests received and not yet answered.', 'inFlight'],
     ];
     let out = '';
     for (const [name, help, field] of rows) {
-      out += `# HELP ${name} ${help}\n# TYPE ${name} counter\n`;
+      out += `# HELP ${name} ${help}\n# TYPE ${name} ${field === 'inFlight' ? 'gauge' : 'counter'}\n`;
       for (const [key, c] of this.counters) {
         const [port, protocol] = key.split('/');
         out += `${name}{pod="${this.spec.name}",port="${port}",protocol="${protocol}"} ${c[field]}\n`;
@@ -171,7 +205,7 @@ export class StandinPod {
       ),
     );
     this.servers.length = 0;
-    for (const u of this.udp) u.close();
+    for (const u of this.udp) u.socket.close();
     this.udp.length = 0;
   }
 

@@ -33,7 +33,9 @@ interface ListenerSpec {
   claim: Claim;
   layer: Layer | 'health';
   mode: 'tcp' | 'http' | 'udp' | 'health';
-  route?: Route;
+  /** routeSig names everything the route depends on; a kept listener gets a new route only when it changes. */
+  routeSig: string;
+  makeRoute?: () => Route;
   health?: { svc: ServiceState; node: NodeState };
 }
 
@@ -104,22 +106,27 @@ export class Proxier {
           this.withdrawPod(running.pod);
           await running.pod.stop();
           summary.podsStopped++;
+        } else if (JSON.stringify(want.ports) !== JSON.stringify(running.pod.spec.ports)) {
+          await running.pod.updatePorts(want);
         }
       }
-      for (const [key, pod] of wantedPods) {
-        if (this.pods.has(key)) continue;
-        const standin = new StandinPod(pod);
-        try {
+      const starting = [...wantedPods].filter(([key]) => !this.pods.has(key));
+      const started = await Promise.allSettled(
+        starting.map(async ([key, pod]) => {
+          const standin = new StandinPod(pod);
           await standin.start();
-        } catch (err) {
-          const port = (err as { port?: number }).port ?? 0;
-          const cp = pod.ports.find((p) => p.containerPort === port);
-          throw listenError(err, { address: pod.ip, port, protocol: cp?.protocol ?? 'TCP', owner: `pod ${pod.key}`, field: `containerPort ${port}` });
-        }
-        this.pods.set(key, { identity: podIdentity(pod), pod: standin });
-        addedPods.push(key);
-        summary.podsStarted++;
-      }
+          this.pods.set(key, { identity: podIdentity(pod), pod: standin });
+          addedPods.push(key);
+          summary.podsStarted++;
+        }),
+      );
+      started.forEach((result, i) => {
+        if (result.status === 'fulfilled') return;
+        const pod = starting[i]![1];
+        const port = (result.reason as { port?: number }).port ?? 0;
+        const cp = pod.ports.find((p) => p.containerPort === port);
+        throw listenError(result.reason, { address: pod.ip, port, protocol: cp?.protocol ?? 'TCP', owner: `pod ${pod.key}`, field: `containerPort ${port}` });
+      });
 
       this.updateBalancers(state);
 
@@ -131,25 +138,38 @@ export class Proxier {
           summary.closed++;
         }
       }
+      const toOpen: ListenerSpec[] = [];
       for (const spec of wantedListeners.values()) {
         const open = this.listeners.get(spec.key);
-        if (open) {
-          // Unchanged listener: keep the socket and its connections, swap only what it forwards to.
-          if (spec.route && 'route' in open.forwarder) open.forwarder.route = spec.route;
-          if (spec.health && open.forwarder instanceof HealthCheckServer) open.forwarder.balancers = this.balancersOf(spec.health.svc);
-          open.spec = spec;
-          summary.kept++;
+        if (!open) {
+          toOpen.push(spec);
           continue;
         }
-        const forwarder = this.createForwarder(spec);
-        try {
-          await forwarder.listen(spec.claim.address, spec.claim.port);
-        } catch (err) {
-          throw listenError(err, spec.claim);
-        }
-        this.listeners.set(spec.key, { spec, forwarder });
-        addedListeners.push(spec.key);
-        summary.opened++;
+        // Unchanged listener: keep the socket and its connections; swap the route only if what it depends on changed.
+        if (spec.makeRoute && open.spec.routeSig !== spec.routeSig && 'route' in open.forwarder) open.forwarder.route = spec.makeRoute();
+        if (spec.health && open.forwarder instanceof HealthCheckServer) open.forwarder.balancers = this.balancersOf(spec.health.svc);
+        open.spec = spec;
+        summary.kept++;
+      }
+      // The service layer opens before the node layer, so no nodePort forwards to a port that is not there yet.
+      for (const phase of [['service', 'loadbalancer'], ['node', 'health']]) {
+        const batch = toOpen.filter((spec) => phase.includes(spec.layer));
+        const opened = await Promise.allSettled(
+          batch.map(async (spec) => {
+            const forwarder = this.createForwarder(spec);
+            try {
+              await forwarder.listen(spec.claim.address, spec.claim.port);
+            } catch (err) {
+              await closeForwarder(forwarder, 0).catch(() => {});
+              throw listenError(err, spec.claim);
+            }
+            this.listeners.set(spec.key, { spec, forwarder });
+            addedListeners.push(spec.key);
+            summary.opened++;
+          }),
+        );
+        const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       }
     } catch (err) {
       await this.rollBack(addedListeners, addedPods);
@@ -226,20 +246,23 @@ export class Proxier {
         const portName = sp.name || String(sp.port);
         const claimFor = (address: string, port: number, owner: string, field: string): Claim => ({ address, port, protocol: sp.protocol, owner, field });
         if (svc.clusterIP) {
-          add({ claim: claimFor(svc.clusterIP, sp.port, `Service ${svc.key}`, `spec.ports[${portName}].port`), layer: 'service', mode: sp.mode, identity: `service|${sp.key}|${sp.mode}`, route: this.serviceRoute(svc, sp, 'service', `${svc.clusterIP}:${sp.port}`) });
+          const listen = `${svc.clusterIP}:${sp.port}`;
+          add({ claim: claimFor(svc.clusterIP, sp.port, `Service ${svc.key}`, `spec.ports[${portName}].port`), layer: 'service', mode: sp.mode, identity: `service|${sp.key}|${sp.mode}`, routeSig: `${listen}|${svc.internalTrafficPolicy}`, makeRoute: () => this.serviceRoute(svc, sp, 'service', listen) });
         }
         if (svc.loadBalancerIP) {
-          add({ claim: claimFor(svc.loadBalancerIP, sp.port, `Service ${svc.key} (LoadBalancer)`, `spec.ports[${portName}].port`), layer: 'loadbalancer', mode: sp.mode, identity: `lb|${sp.key}|${sp.mode}`, route: this.serviceRoute(svc, sp, 'loadbalancer', `${svc.loadBalancerIP}:${sp.port}`) });
+          const listen = `${svc.loadBalancerIP}:${sp.port}`;
+          add({ claim: claimFor(svc.loadBalancerIP, sp.port, `Service ${svc.key} (LoadBalancer)`, `spec.ports[${portName}].port`), layer: 'loadbalancer', mode: sp.mode, identity: `lb|${sp.key}|${sp.mode}`, routeSig: listen, makeRoute: () => this.serviceRoute(svc, sp, 'loadbalancer', listen) });
         }
         if (sp.nodePort !== undefined) {
           for (const node of state.nodes) {
-            add({ claim: claimFor(node.address, sp.nodePort, `Service ${svc.key} on ${node.name}`, `spec.ports[${portName}].nodePort`), layer: 'node', mode: sp.mode, identity: `node|${sp.key}|${sp.mode}`, route: this.nodeRoute(svc, sp, node) });
+            const routeSig = `${node.name}|${svc.externalTrafficPolicy}|${svc.clusterIP}:${sp.port}`;
+            add({ claim: claimFor(node.address, sp.nodePort, `Service ${svc.key} on ${node.name}`, `spec.ports[${portName}].nodePort`), layer: 'node', mode: sp.mode, identity: `node|${sp.key}|${sp.mode}`, routeSig, makeRoute: () => this.nodeRoute(svc, sp, node) });
           }
         }
       }
       if (svc.healthCheckNodePort !== undefined) {
         for (const node of state.nodes) {
-          add({ claim: { address: node.address, port: svc.healthCheckNodePort, protocol: 'TCP', owner: `Service ${svc.key} on ${node.name}`, field: 'spec.healthCheckNodePort' }, layer: 'health', mode: 'health', identity: `health|${svc.key}|${node.name}`, health: { svc, node } });
+          add({ claim: { address: node.address, port: svc.healthCheckNodePort, protocol: 'TCP', owner: `Service ${svc.key} on ${node.name}`, field: 'spec.healthCheckNodePort' }, layer: 'health', mode: 'health', identity: `health|${svc.key}|${node.name}`, routeSig: '', health: { svc, node } });
         }
       }
     }
@@ -293,7 +316,7 @@ export class Proxier {
 
   private createForwarder(spec: ListenerSpec): Forwarder {
     if (spec.mode === 'health') return new HealthCheckServer(spec.health!.svc.namespace, spec.health!.svc.name, spec.health!.node.name, this.balancersOf(spec.health!.svc));
-    const route = spec.route!;
+    const route = spec.makeRoute!();
     if (spec.mode === 'udp') return new UdpForwarder(route, this.conntrack, this.options.udpTimeoutMs);
     if (spec.mode === 'http') return new HttpForwarder(route, this.conntrack, this.proxy, { headersTimeoutMs: this.options.headersTimeoutMs, maxConnections: this.options.maxConnections });
     return new TcpForwarder(route, this.conntrack, this.options.maxConnections);
@@ -349,8 +372,9 @@ function toUpstream(ep: EndpointState): Upstream {
   return { host: ep.ip, port: ep.port, internal: false, podName: ep.podName, node: ep.node };
 }
 
-function podIdentity(p: { ip: string; node: string; ports: unknown }): string {
-  return `${p.ip}|${p.node}|${JSON.stringify(p.ports)}`;
+/** podIdentity: a pod that keeps its address and node is the same pod; its ports are reconciled in place. */
+function podIdentity(p: { ip: string; node: string }): string {
+  return `${p.ip}|${p.node}`;
 }
 
 async function closeForwarder(f: Forwarder, drainMs: number): Promise<void> {
