@@ -1,6 +1,7 @@
 // runtime.ts — one running portlab: plan from files, sync, admin listener, reloads. The CLI and the tests both start it here.
 import { PortlabError } from './errors.js';
 import type { Options } from './cli/options.js';
+import { blocksOverlap } from './model/addresses.js';
 import { planFromFiles } from './model/plan.js';
 import type { DesiredState } from './model/desired-state.js';
 import { AdminServer } from './observe/admin.js';
@@ -37,6 +38,9 @@ export class Portlab {
         idleTimeoutMs: options.idleTimeoutMs,
         drainTimeoutMs: options.drainTimeoutMs,
         maxConnections: options.maxConnections,
+        checkClaimsEverySync:
+          options.addresses === 'shared' ||
+          blocksOverlap([options.serviceCidr, options.podCidr, options.loadBalancerCidr, options.nodes > 1 ? options.nodeCidr : options.nodeAddress]),
       },
       this.observers,
     );

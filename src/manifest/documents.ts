@@ -24,12 +24,34 @@ export interface ParsedDocuments {
   emptySources: string[];
 }
 
+// The last parse of each file, by its text: a reload re-parses only the files that changed (YAML parsing dominates).
+const lastParse = new Map<string, { text: string; result: ParsedDocuments }>();
+const MAX_CACHED_FILES = 10_000;
+
 /** parseDocuments splits every source into objects, unwrapping `kind: List` as `kubectl get -o yaml` writes it. */
 export function parseDocuments(sources: Source[]): ParsedDocuments {
+  const all: ParsedDocuments = { objects: [], problems: [], emptySources: [] };
+  for (const source of sources) {
+    const cached = lastParse.get(source.file);
+    let result: ParsedDocuments;
+    if (cached && cached.text === source.text) result = cached.result;
+    else {
+      result = parseSource(source);
+      if (lastParse.size >= MAX_CACHED_FILES) lastParse.clear();
+      lastParse.set(source.file, { text: source.text, result });
+    }
+    all.objects.push(...result.objects);
+    all.problems.push(...result.problems);
+    all.emptySources.push(...result.emptySources);
+  }
+  return all;
+}
+
+function parseSource(source: Source): ParsedDocuments {
   const objects: ManifestObject[] = [];
   const problems: Problem[] = [];
   const emptySources: string[] = [];
-  for (const source of sources) {
+  {
     const lineCounter = new LineCounter();
     const docs = parseAllDocuments(source.text, { lineCounter, prettyErrors: true, uniqueKeys: true });
     const list = Array.isArray(docs) ? docs : [];

@@ -68,3 +68,16 @@ export class AddressAllocator {
     return ip;
   }
 }
+
+/** blocksOverlap is true when two address blocks share an address, so two owners could want one address:port. */
+export function blocksOverlap(blocks: string[]): boolean {
+  const ranges = blocks.map((b) => (b.includes('/') ? parseCidr(b) : { base: ipToInt(b), size: 1, text: b }));
+  for (let i = 0; i < ranges.length; i++) {
+    for (let j = i + 1; j < ranges.length; j++) {
+      const a = ranges[i]!;
+      const b = ranges[j]!;
+      if (a.base < b.base + b.size && b.base < a.base + a.size) return true;
+    }
+  }
+  return false;
+}

@@ -104,7 +104,34 @@ export function portMode(p: Pick<ServicePortSpec, 'protocol' | 'name' | 'appProt
 }
 
 function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+  for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+/**
+ * LabelIndex finds the objects a selector matches without scanning them all: it looks up the selector's first
+ * label in an index of namespace/key=value, then checks the rest. Planning stays linear in the cluster's size.
+ */
+class LabelIndex<T extends { namespace: string }> {
+  private readonly byLabel = new Map<string, T[]>();
+
+  constructor(items: T[], labelsOf: (item: T) => Record<string, string>) {
+    for (const item of items) {
+      for (const [k, v] of Object.entries(labelsOf(item))) {
+        const key = `${item.namespace}/${k}=${v}`;
+        const list = this.byLabel.get(key);
+        if (list) list.push(item);
+        else this.byLabel.set(key, [item]);
+      }
+    }
+  }
+
+  select(namespace: string, selector: Record<string, string>, labelsOf: (item: T) => Record<string, string>): T[] {
+    const first = Object.keys(selector)[0];
+    if (first === undefined) return [];
+    const candidates = this.byLabel.get(`${namespace}/${first}=${selector[first]}`) ?? [];
+    return candidates.filter((item) => selects(selector, labelsOf(item)));
+  }
 }
 
 export function formatSelector(selector: Record<string, string>): string {
@@ -121,6 +148,7 @@ interface PlannedPod extends Omit<PodState, 'ip' | 'node'> {
 /** planPods expands workloads into replicas, and gives a selector that matches nothing one default stand-in pod. */
 function planPods(manifests: Manifests): PlannedPod[] {
   const pods: PlannedPod[] = [];
+  const workloads = new LabelIndex(manifests.workloads, (w) => w.podLabels);
   for (const w of manifests.workloads) {
     const hash = templateHash((w.source.data.spec as Record<string, unknown> | undefined)?.template ?? w.source.data.spec);
     for (let i = 0; i < w.replicas; i++) {
@@ -130,7 +158,7 @@ function planPods(manifests: Manifests): PlannedPod[] {
   }
   for (const svc of manifests.services) {
     if (!svc.selector || svc.type === 'ExternalName') continue;
-    if (manifests.workloads.some((w) => w.namespace === svc.namespace && selects(svc.selector!, w.podLabels))) continue;
+    if (workloads.select(svc.namespace, svc.selector, (w) => w.podLabels).length > 0) continue;
     const ports: ContainerPortSpec[] = [];
     for (const p of svc.ports) {
       if (typeof p.targetPort !== 'number' || p.protocol === 'SCTP') continue;
@@ -175,6 +203,12 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions): {
 
   const states: ServiceState[] = [];
   const notes = [...manifests.notes];
+  const podIndex = new LabelIndex(pods, (p) => p.labels);
+  const slicesByService = new Map<string, Manifests['endpointSlices']>();
+  for (const slice of manifests.endpointSlices) {
+    const key = `${slice.namespace}/${slice.serviceName}`;
+    slicesByService.set(key, [...(slicesByService.get(key) ?? []), slice]);
+  }
   for (const svc of services) {
     const key = serviceKey(svc);
     const hasAddress = svc.type !== 'ExternalName' && !svc.headless;
@@ -196,10 +230,11 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions): {
       ports: [],
     };
     if (svc.type !== 'ExternalName') {
-      const selected = svc.selector ? pods.filter((p) => p.namespace === svc.namespace && selects(svc.selector!, p.labels)) : [];
+      const selected = svc.selector ? podIndex.select(svc.namespace, svc.selector, (p) => p.labels) : [];
+      const slices = slicesByService.get(key) ?? [];
       for (const p of svc.ports) {
         if (p.protocol === 'SCTP') continue;
-        const endpoints = svc.selector ? podEndpoints(svc, p, selected, problems) : sliceEndpoints(svc, p, manifests);
+        const endpoints = svc.selector ? podEndpoints(svc, p, selected, problems) : sliceEndpoints(svc, p, slices);
         state.ports.push({
           key: servicePortKey(svc, p),
           serviceKey: key,
@@ -224,7 +259,38 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions): {
   }
   addNumericTargetPorts(states, pods);
   if (problems.length > 0) return { problems };
-  return { state: { nodes, services: states, pods, warnings, notes }, problems };
+  const state = { nodes, services: states, pods, warnings, notes };
+  if (prev) keepUnchanged(prev, state);
+  return { state, problems };
+}
+
+const prints = new WeakMap<object, string>();
+
+function printOf(o: object): string {
+  let p = prints.get(o);
+  if (p === undefined) {
+    p = JSON.stringify(o);
+    prints.set(o, p);
+  }
+  return p;
+}
+
+/**
+ * keepUnchanged hands back the previous object for every Service and pod whose state did not change. This is the
+ * change tracker: sync() compares by reference, so its cost grows with the change, not with the cluster.
+ */
+function keepUnchanged(prev: DesiredState, next: DesiredState): void {
+  if (JSON.stringify(prev.nodes) !== JSON.stringify(next.nodes)) return;
+  const oldServices = new Map(prev.services.map((s) => [s.key, s]));
+  next.services = next.services.map((s) => {
+    const old = oldServices.get(s.key);
+    return old && printOf(old) === printOf(s) ? old : s;
+  });
+  const oldPods = new Map(prev.pods.map((p) => [p.key, p]));
+  next.pods = next.pods.map((p) => {
+    const old = oldPods.get(p.key);
+    return old && printOf(old) === printOf(p) ? old : p;
+  });
 }
 
 /**
@@ -251,10 +317,9 @@ function podEndpoints(svc: ServiceSpec, p: ServicePortSpec, selected: PodState[]
 }
 
 /** sliceEndpoints reads EndpointSlices (and Endpoints) labelled for a Service without a selector. */
-function sliceEndpoints(svc: ServiceSpec, p: ServicePortSpec, manifests: Manifests): EndpointState[] {
+function sliceEndpoints(svc: ServiceSpec, p: ServicePortSpec, slices: Manifests['endpointSlices']): EndpointState[] {
   const out: EndpointState[] = [];
-  for (const slice of manifests.endpointSlices) {
-    if (slice.namespace !== svc.namespace || slice.serviceName !== svc.name) continue;
+  for (const slice of slices) {
     const match = slice.ports.find((sp) => sp.protocol === p.protocol && (sp.name === p.name || (slice.ports.length === 1 && svc.ports.length === 1)));
     if (!match) continue;
     for (const e of slice.endpoints) out.push({ ip: e.address, port: match.port, ready: e.ready, node: e.nodeName });

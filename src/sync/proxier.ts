@@ -22,6 +22,8 @@ export interface ProxierOptions {
   idleTimeoutMs: number;
   drainTimeoutMs: number;
   maxConnections?: number;
+  /** checkClaimsEverySync is on when addresses can clash (--addresses shared); otherwise the first sync checks. */
+  checkClaimsEverySync: boolean;
 }
 
 type Forwarder = TcpForwarder | HttpForwarder | UdpForwarder | HealthCheckServer;
@@ -29,6 +31,8 @@ type Forwarder = TcpForwarder | HttpForwarder | UdpForwarder | HealthCheckServer
 /** ListenerSpec is one listener the desired state asks for. `key` is stable; a changed `identity` means swap. */
 interface ListenerSpec {
   key: string;
+  /** serviceKey is the Service that owns the listener; a sync only revisits listeners of changed Services. */
+  serviceKey: string;
   identity: string;
   claim: Claim;
   layer: Layer | 'health';
@@ -65,6 +69,10 @@ export class Proxier {
   private readonly balancers = new Map<string, ServicePortBalancer>();
   private readonly listeners = new Map<string, OpenListener>();
   private readonly pods = new Map<string, RunningPod>();
+  /** syncedServices holds the ServiceState each Service was last synced from; the plan reuses unchanged objects. */
+  private readonly syncedServices = new Map<string, ServiceState>();
+  private syncedNodes = '';
+  private readonly serviceListeners = new Map<string, string[]>();
   private current?: DesiredState;
   /** syncing serialises syncs: reloads that arrive during one wait for it, then the latest wins. */
   private syncing: Promise<unknown> = Promise.resolve();
@@ -89,57 +97,56 @@ export class Proxier {
 
   private async syncNow(state: DesiredState): Promise<SyncSummary> {
     const started = performance.now();
-    checkClaims(claims(state, { nodeportHop: this.options.nodeportHop }));
+    // With distinct, non-overlapping address blocks no two owners can want one address:port, so the full check
+    // runs once; with shared addresses it runs on every sync.
+    if (this.options.checkClaimsEverySync || !this.current) checkClaims(claims(state, { nodeportHop: this.options.nodeportHop }));
     const summary: SyncSummary = { opened: 0, closed: 0, kept: 0, podsStarted: 0, podsStopped: 0, durationMs: 0 };
     const previous = this.current;
-
-    // Pods first, then the service layer, then nodes: each layer exists before anything forwards to it.
-    const wantedPods = new Map(state.pods.map((p) => [p.key, p]));
-    const wantedListeners = this.listenerSpecs(state);
     const addedPods: string[] = [];
     const addedListeners: string[] = [];
+    const touched: string[] = [];
     try {
-      for (const [key, running] of this.pods) {
-        const want = wantedPods.get(key);
-        if (!want || podIdentity(want) !== running.identity) {
-          this.pods.delete(key);
-          this.withdrawPod(running.pod);
-          await running.pod.stop();
-          summary.podsStopped++;
-        } else if (JSON.stringify(want.ports) !== JSON.stringify(running.pod.spec.ports)) {
-          await running.pod.updatePorts(want);
+      await this.syncPods(state, summary, addedPods);
+
+      // Services: like kube-proxy's change tracker, only a Service whose state changed is looked at again.
+      const nodes = JSON.stringify(state.nodes);
+      if (nodes !== this.syncedNodes) this.syncedServices.clear();
+      this.syncedNodes = nodes;
+      const seen = new Set<string>();
+      const wanted = new Map<string, ListenerSpec>();
+      for (const svc of state.services) {
+        seen.add(svc.key);
+        if (this.syncedServices.get(svc.key) === svc) {
+          summary.kept += this.serviceListeners.get(svc.key)?.length ?? 0;
+          continue;
         }
+        touched.push(svc.key);
+        this.syncedServices.set(svc.key, svc);
+        this.updateBalancers(svc);
+        const specs = this.listenerSpecs(svc, state.nodes);
+        for (const spec of specs) wanted.set(spec.key, spec);
+        this.serviceListeners.set(svc.key, specs.map((spec) => spec.key));
       }
-      const starting = [...wantedPods].filter(([key]) => !this.pods.has(key));
-      const started = await Promise.allSettled(
-        starting.map(async ([key, pod]) => {
-          const standin = new StandinPod(pod);
-          await standin.start();
-          this.pods.set(key, { identity: podIdentity(pod), pod: standin });
-          addedPods.push(key);
-          summary.podsStarted++;
-        }),
-      );
-      started.forEach((result, i) => {
-        if (result.status === 'fulfilled') return;
-        const pod = starting[i]![1];
-        const port = (result.reason as { port?: number }).port ?? 0;
-        const cp = pod.ports.find((p) => p.containerPort === port);
-        throw listenError(result.reason, { address: pod.ip, port, protocol: cp?.protocol ?? 'TCP', owner: `pod ${pod.key}`, field: `containerPort ${port}` });
-      });
+      for (const key of [...this.syncedServices.keys()]) {
+        if (seen.has(key)) continue;
+        touched.push(key);
+        this.syncedServices.delete(key);
+        this.serviceListeners.delete(key);
+        for (const b of this.balancers.keys()) if (b.startsWith(`${key}:`)) this.balancers.delete(b);
+      }
 
-      this.updateBalancers(state);
-
-      for (const [key, open] of this.listeners) {
-        const want = wantedListeners.get(key);
+      const toOpen: ListenerSpec[] = [];
+      const touchedSet = new Set(touched);
+      for (const [key, open] of touched.length === 0 ? [] : this.listeners) {
+        if (!touchedSet.has(open.spec.serviceKey)) continue;
+        const want = wanted.get(key);
         if (!want || want.identity !== open.spec.identity) {
           this.listeners.delete(key);
           this.retire(open);
           summary.closed++;
         }
       }
-      const toOpen: ListenerSpec[] = [];
-      for (const spec of wantedListeners.values()) {
+      for (const spec of wanted.values()) {
         const open = this.listeners.get(spec.key);
         if (!open) {
           toOpen.push(spec);
@@ -151,43 +158,88 @@ export class Proxier {
         open.spec = spec;
         summary.kept++;
       }
-      // The service layer opens before the node layer, so no nodePort forwards to a port that is not there yet.
-      for (const phase of [['service', 'loadbalancer'], ['node', 'health']]) {
-        const batch = toOpen.filter((spec) => phase.includes(spec.layer));
-        const opened = await Promise.allSettled(
-          batch.map(async (spec) => {
-            const forwarder = this.createForwarder(spec);
-            try {
-              await forwarder.listen(spec.claim.address, spec.claim.port);
-            } catch (err) {
-              await closeForwarder(forwarder, 0).catch(() => {});
-              throw listenError(err, spec.claim);
-            }
-            this.listeners.set(spec.key, { spec, forwarder });
-            addedListeners.push(spec.key);
-            summary.opened++;
-          }),
-        );
-        const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed) throw failed.reason;
-      }
+      await this.openAll(toOpen, summary, addedListeners);
     } catch (err) {
       await this.rollBack(addedListeners, addedPods);
-      if (previous) {
-        // Reopen what was swapped out for the failed state, so the running config stays whole.
-        await this.syncNow(previous).catch(() => {});
-      }
+      // Forget what this sync learned, then reopen what was swapped out, so the running config stays whole.
+      for (const key of touched) this.syncedServices.delete(key);
+      if (previous) await this.syncNow(previous).catch(() => {});
       throw err;
     }
     this.current = state;
-    for (const layer of ['node', 'service', 'loadbalancer', 'health'] as const) {
-      this.observers.metrics.listeners.set({ layer }, [...this.listeners.values()].filter((l) => l.spec.layer === layer).length);
-    }
-    this.observers.metrics.listeners.set({ layer: 'pod' }, [...this.pods.values()].reduce((n, p) => n + p.pod.spec.ports.length, 0));
+    if (summary.opened + summary.closed + summary.podsStarted + summary.podsStopped > 0) this.countListeners();
     summary.durationMs = performance.now() - started;
     this.observers.metrics.syncDuration.observe(summary.durationMs / 1000);
     this.observers.metrics.syncLastTimestamp.set(Date.now() / 1000);
     return summary;
+  }
+
+  /** syncPods stops pods that went away, reconciles the ports of pods that stay, and starts new ones in parallel. */
+  private async syncPods(state: DesiredState, summary: SyncSummary, addedPods: string[]): Promise<void> {
+    const wantedPods = new Map(state.pods.map((p) => [p.key, p]));
+    for (const [key, running] of this.pods) {
+      const want = wantedPods.get(key);
+      if (want === running.pod.spec) continue; // the plan reuses unchanged pods' objects
+      if (!want || podIdentity(want) !== running.identity) {
+        this.pods.delete(key);
+        this.withdrawPod(running.pod);
+        await running.pod.stop();
+        summary.podsStopped++;
+      } else if (JSON.stringify(want.ports) !== JSON.stringify(running.pod.spec.ports)) {
+        await running.pod.updatePorts(want);
+      } else {
+        running.pod.spec = want;
+      }
+    }
+    const starting = [...wantedPods].filter(([key]) => !this.pods.has(key));
+    const started = await Promise.allSettled(
+      starting.map(async ([key, pod]) => {
+        const standin = new StandinPod(pod);
+        await standin.start();
+        this.pods.set(key, { identity: podIdentity(pod), pod: standin });
+        addedPods.push(key);
+        summary.podsStarted++;
+      }),
+    );
+    started.forEach((result, i) => {
+      if (result.status === 'fulfilled') return;
+      const pod = starting[i]![1];
+      const port = (result.reason as { port?: number }).port ?? 0;
+      const cp = pod.ports.find((p) => p.containerPort === port);
+      throw listenError(result.reason, { address: pod.ip, port, protocol: cp?.protocol ?? 'TCP', owner: `pod ${pod.key}`, field: `containerPort ${port}` });
+    });
+  }
+
+  /** openListeners opens the service layer before the node layer, so no nodePort forwards to a port not there yet. */
+  private async openAll(toOpen: ListenerSpec[], summary: SyncSummary, addedListeners: string[]): Promise<void> {
+    for (const phase of [['service', 'loadbalancer'], ['node', 'health']]) {
+      const batch = toOpen.filter((spec) => phase.includes(spec.layer));
+      const opened = await Promise.allSettled(
+        batch.map(async (spec) => {
+          const forwarder = this.createForwarder(spec);
+          try {
+            await forwarder.listen(spec.claim.address, spec.claim.port);
+          } catch (err) {
+            await closeForwarder(forwarder, 0).catch(() => {});
+            throw listenError(err, spec.claim);
+          }
+          this.listeners.set(spec.key, { spec, forwarder });
+          addedListeners.push(spec.key);
+          summary.opened++;
+        }),
+      );
+      const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+  }
+
+  private countListeners(): void {
+    const byLayer = { node: 0, service: 0, loadbalancer: 0, health: 0 } as Record<string, number>;
+    for (const l of this.listeners.values()) byLayer[l.spec.layer] = (byLayer[l.spec.layer] ?? 0) + 1;
+    for (const [layer, n] of Object.entries(byLayer)) this.observers.metrics.listeners.set({ layer }, n);
+    let podPorts = 0;
+    for (const p of this.pods.values()) podPorts += p.pod.spec.ports.length;
+    this.observers.metrics.listeners.set({ layer: 'pod' }, podPorts);
   }
 
   private async rollBack(listenerKeys: string[], podKeys: string[]): Promise<void> {
@@ -218,52 +270,45 @@ export class Proxier {
     return b;
   }
 
-  private updateBalancers(state: DesiredState): void {
-    const seen = new Set<string>();
-    for (const svc of state.services) {
-      for (const sp of svc.ports) {
-        seen.add(sp.key);
-        const b = this.balancerFor(sp.key);
-        b.update(sp, svc);
-        for (const e of sp.endpoints) if (e.podKey && !this.pods.get(e.podKey)?.pod.running) b.setDown(e.ip, e.port, true);
-      }
+  private updateBalancers(svc: ServiceState): void {
+    for (const sp of svc.ports) {
+      const b = this.balancerFor(sp.key);
+      b.update(sp, svc);
+      for (const e of sp.endpoints) if (e.podKey && !this.pods.get(e.podKey)?.pod.running) b.setDown(e.ip, e.port, true);
     }
-    for (const key of this.balancers.keys()) if (!seen.has(key)) this.balancers.delete(key);
   }
 
   private balancersOf(svc: ServiceState): ServicePortBalancer[] {
     return svc.ports.map((sp) => this.balancers.get(sp.key)!).filter(Boolean);
   }
 
-  private listenerSpecs(state: DesiredState): Map<string, ListenerSpec> {
-    const specs = new Map<string, ListenerSpec>();
-    const add = (spec: Omit<ListenerSpec, 'key'>) => {
-      const key = `${spec.claim.address}:${spec.claim.port}/${spec.claim.protocol}`;
-      specs.set(key, { ...spec, key });
+  /** listenerSpecs lists the listeners one Service needs: service and LB ports, its nodePorts and health checks on every node. */
+  private listenerSpecs(svc: ServiceState, nodes: NodeState[]): ListenerSpec[] {
+    const specs: ListenerSpec[] = [];
+    const add = (spec: Omit<ListenerSpec, 'key' | 'serviceKey'>) => {
+      specs.push({ ...spec, key: `${spec.claim.address}:${spec.claim.port}/${spec.claim.protocol}`, serviceKey: svc.key });
     };
-    for (const svc of state.services) {
-      for (const sp of svc.ports) {
-        const portName = sp.name || String(sp.port);
-        const claimFor = (address: string, port: number, owner: string, field: string): Claim => ({ address, port, protocol: sp.protocol, owner, field });
-        if (svc.clusterIP) {
-          const listen = `${svc.clusterIP}:${sp.port}`;
-          add({ claim: claimFor(svc.clusterIP, sp.port, `Service ${svc.key}`, `spec.ports[${portName}].port`), layer: 'service', mode: sp.mode, identity: `service|${sp.key}|${sp.mode}`, routeSig: `${listen}|${svc.internalTrafficPolicy}`, makeRoute: () => this.serviceRoute(svc, sp, 'service', listen) });
-        }
-        if (svc.loadBalancerIP) {
-          const listen = `${svc.loadBalancerIP}:${sp.port}`;
-          add({ claim: claimFor(svc.loadBalancerIP, sp.port, `Service ${svc.key} (LoadBalancer)`, `spec.ports[${portName}].port`), layer: 'loadbalancer', mode: sp.mode, identity: `lb|${sp.key}|${sp.mode}`, routeSig: listen, makeRoute: () => this.serviceRoute(svc, sp, 'loadbalancer', listen) });
-        }
-        if (sp.nodePort !== undefined) {
-          for (const node of state.nodes) {
-            const routeSig = `${node.name}|${svc.externalTrafficPolicy}|${svc.clusterIP}:${sp.port}`;
-            add({ claim: claimFor(node.address, sp.nodePort, `Service ${svc.key} on ${node.name}`, `spec.ports[${portName}].nodePort`), layer: 'node', mode: sp.mode, identity: `node|${sp.key}|${sp.mode}`, routeSig, makeRoute: () => this.nodeRoute(svc, sp, node) });
-          }
+    for (const sp of svc.ports) {
+      const portName = sp.name || String(sp.port);
+      const claimFor = (address: string, port: number, owner: string, field: string): Claim => ({ address, port, protocol: sp.protocol, owner, field });
+      if (svc.clusterIP) {
+        const listen = `${svc.clusterIP}:${sp.port}`;
+        add({ claim: claimFor(svc.clusterIP, sp.port, `Service ${svc.key}`, `spec.ports[${portName}].port`), layer: 'service', mode: sp.mode, identity: `service|${sp.key}|${sp.mode}`, routeSig: `${listen}|${svc.internalTrafficPolicy}`, makeRoute: () => this.serviceRoute(svc, sp, 'service', listen) });
+      }
+      if (svc.loadBalancerIP) {
+        const listen = `${svc.loadBalancerIP}:${sp.port}`;
+        add({ claim: claimFor(svc.loadBalancerIP, sp.port, `Service ${svc.key} (LoadBalancer)`, `spec.ports[${portName}].port`), layer: 'loadbalancer', mode: sp.mode, identity: `lb|${sp.key}|${sp.mode}`, routeSig: listen, makeRoute: () => this.serviceRoute(svc, sp, 'loadbalancer', listen) });
+      }
+      if (sp.nodePort !== undefined) {
+        for (const node of nodes) {
+          const routeSig = `${node.name}|${svc.externalTrafficPolicy}|${svc.clusterIP}:${sp.port}`;
+          add({ claim: claimFor(node.address, sp.nodePort, `Service ${svc.key} on ${node.name}`, `spec.ports[${portName}].nodePort`), layer: 'node', mode: sp.mode, identity: `node|${sp.key}|${sp.mode}`, routeSig, makeRoute: () => this.nodeRoute(svc, sp, node) });
         }
       }
-      if (svc.healthCheckNodePort !== undefined) {
-        for (const node of state.nodes) {
-          add({ claim: { address: node.address, port: svc.healthCheckNodePort, protocol: 'TCP', owner: `Service ${svc.key} on ${node.name}`, field: 'spec.healthCheckNodePort' }, layer: 'health', mode: 'health', identity: `health|${svc.key}|${node.name}`, routeSig: '', health: { svc, node } });
-        }
+    }
+    if (svc.healthCheckNodePort !== undefined) {
+      for (const node of nodes) {
+        add({ claim: { address: node.address, port: svc.healthCheckNodePort, protocol: 'TCP', owner: `Service ${svc.key} on ${node.name}`, field: 'spec.healthCheckNodePort' }, layer: 'health', mode: 'health', identity: `health|${svc.key}|${node.name}`, routeSig: '', health: { svc, node } });
       }
     }
     return specs;

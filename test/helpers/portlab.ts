@@ -124,3 +124,22 @@ export function connectionOutcome(host: string, port: number, waitMs = 300): Pro
 export async function isClosed(host: string, port: number): Promise<boolean> {
   return (await connectionOutcome(host, port, 200)) === 'refused';
 }
+
+/**
+ * endOrReset tells how a connection ended. libuv reports a reset that follows a partial read as a clean EOF, so on
+ * 'end' it writes zero bytes: after a FIN that succeeds (half-close), after a reset it fails with ECONNRESET/EPIPE.
+ * The socket must be made with allowHalfOpen: true.
+ */
+export function endOrReset(socket: net.Socket): Promise<{ how: string; bytes: number }> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    socket.on('data', (d: Buffer) => (bytes += d.length));
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve({ how: err.code ?? 'error', bytes }));
+    socket.on('end', () => {
+      socket.write(Buffer.alloc(0), (err) => {
+        resolve({ how: err ? ((err as NodeJS.ErrnoException).code ?? 'error') : 'clean end', bytes });
+        socket.destroy();
+      });
+    });
+  });
+}
