@@ -1,7 +1,160 @@
-// run.ts — `portlab bench` entry point (the benchmark is built in src/bench/).
+// run.ts — `portlab bench`: every layer measured in one interleaved run, next to a bare Node pipe and, when installed,
+// HAProxy and nginx. The load generator is this process; the backend, portlab and the baselines are children.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Options } from '../cli/options.js';
+import { bulk, connRate, httpLatency, httpThroughput, pingPong, type Addr } from './measure.js';
+import { ADDR, BENCH_PORTS, SERVICE, benchManifest } from './plan.js';
+import { CLI, cpuAndPeakRss, startChild, startHaproxy, startNginx, stopAll } from './processes.js';
+import { buildReport, renderHtml, renderTable, type Sample, type TargetInfo } from './report.js';
 
-export async function runBench(_options: Options): Promise<number> {
-  process.stderr.write('portlab bench: not built yet\n');
-  return 2;
+interface Target extends TargetInfo {
+  echo?: Addr;
+  web: Addr;
+  sink?: Addr;
+}
+
+/** Sizes of each measurement. Quick mode only proves that every measurement runs. */
+function sizes(quick: boolean) {
+  return quick
+    ? { pings: 200, latency: 200, throughputMs: 400, bulkBytes: 8 << 20, connMs: 300, limitMs: 5_000, warm: 50 }
+    : { pings: 5000, latency: 3000, throughputMs: 3000, bulkBytes: 256 << 20, connMs: 1500, limitMs: 30_000, warm: 500 };
+}
+
+const A = ADDR.viaService;
+const B = ADDR.direct;
+const svcIP = (cidr: string) => cidr.replace(/0\/24$/, '1');
+
+function targets(haproxy: boolean, nginx: boolean): Target[] {
+  const at = (host: string, port: number): Addr => ({ host, port });
+  const l4 = (id: string, label: string, host: string, p: { echo: number; web: number; sink: number }, kind: TargetInfo['kind']): Target => ({
+    id,
+    label,
+    group: 'L4',
+    kind,
+    echo: at(host, p.echo),
+    web: at(host, p.web),
+    sink: at(host, p.sink),
+  });
+  const list: Target[] = [
+    l4('l4-pod', 'pod (direct to backend)', ADDR.backend, BENCH_PORTS, 'layer'),
+    l4('l4-service', 'portlab service port', svcIP(A.serviceCidr), { echo: SERVICE.echo.port, web: SERVICE.tcpWeb.port, sink: SERVICE.sink.port }, 'layer'),
+    l4('l4-node', 'portlab nodePort via service', A.node, { echo: SERVICE.echo.nodePort, web: SERVICE.tcpWeb.nodePort, sink: SERVICE.sink.nodePort }, 'layer'),
+    l4('l4-node-direct', 'portlab nodePort direct', B.node, { echo: SERVICE.echo.nodePort, web: SERVICE.tcpWeb.nodePort, sink: SERVICE.sink.nodePort }, 'layer'),
+    l4('l4-pipe', 'bare Node pipe (baseline)', ADDR.pipe, BENCH_PORTS, 'baseline'),
+  ];
+  if (haproxy) list.push(l4('l4-haproxy', 'HAProxy tcp mode', ADDR.haproxy, BENCH_PORTS, 'baseline'));
+  if (nginx) list.push(l4('l4-nginx', 'nginx stream', ADDR.nginx, BENCH_PORTS, 'baseline'));
+  list.push(
+    { id: 'l7-pod', label: 'pod (direct to backend)', group: 'L7', kind: 'layer', web: at(ADDR.backend, BENCH_PORTS.web) },
+    { id: 'l7-service', label: 'portlab service port (L7)', group: 'L7', kind: 'layer', web: at(svcIP(A.serviceCidr), SERVICE.http.port) },
+    { id: 'l7-node', label: 'portlab nodePort via service (L7)', group: 'L7', kind: 'layer', web: at(A.node, SERVICE.http.nodePort) },
+    { id: 'l7-node-direct', label: 'portlab nodePort direct (L7)', group: 'L7', kind: 'layer', web: at(B.node, SERVICE.http.nodePort) },
+    { id: 'l7-http-proxy', label: 'plain http-proxy, keep-alive (baseline)', group: 'L7', kind: 'baseline', web: at(ADDR.httpProxy, BENCH_PORTS.web) },
+  );
+  return list;
+}
+
+/** rotate shifts the order each repetition, so drift in machine load falls on every target alike. */
+function rotate<T>(list: T[], by: number): T[] {
+  const k = by % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
+
+export async function runBench(options: Options): Promise<number> {
+  const size = sizes(options.bench.quick);
+  const reps = options.bench.quick ? 1 : options.bench.reps;
+  const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
+  const progress = (msg: string) => {
+    if (tty) process.stderr.write(`\r\x1b[K${msg}`);
+  };
+  const notes: string[] = [];
+  const dir = await mkdtemp(path.join(tmpdir(), 'portlab-bench-'));
+  const manifest = path.join(dir, 'bench.yml');
+  await writeFile(manifest, benchManifest());
+  const onSignal = () => void stopAll().then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  try {
+    progress('starting backend, portlab and baselines…');
+    await startChild('backend', process.execPath, [new URL('./backend.js', import.meta.url).pathname, ADDR.backend]);
+    const common = ['up', '-f', manifest, '--log-format', 'json'];
+    const portlab = await startChild('portlab', process.execPath, [CLI, ...common, '--node-address', A.node, '--service-cidr', A.serviceCidr, '--pod-cidr', A.podCidr, '--admin', A.admin]);
+    await startChild('portlab-direct', process.execPath, [CLI, ...common, '--nodeport-hop', 'direct', '--node-address', B.node, '--service-cidr', B.serviceCidr, '--pod-cidr', B.podCidr, '--admin', 'off']);
+    await startChild('baselines', process.execPath, [new URL('./baselines.js', import.meta.url).pathname, ADDR.pipe, ADDR.httpProxy, ADDR.backend]);
+    const haproxy = await startHaproxy().catch((e: Error) => `HAProxy failed to start: ${e.message}`);
+    const nginx = await startNginx().catch((e: Error) => `nginx failed to start: ${e.message}`);
+    if (typeof haproxy === 'string') notes.push(`skipped HAProxy: ${haproxy}`);
+    if (typeof nginx === 'string') notes.push(`skipped nginx: ${nginx}`);
+    const list = targets(typeof haproxy !== 'string', typeof nginx !== 'string');
+    const cpuBefore = cpuAndPeakRss(portlab.proc.pid!);
+
+    // Warm-up: JIT, agents' keep-alive pools and the kernel's caches, on every target.
+    progress('warming up…');
+    for (const t of list) {
+      if (t.echo) await pingPong(t.echo, size.warm, size.limitMs);
+      await httpLatency(t.web, size.warm, size.limitMs);
+    }
+
+    const samples: Sample[] = [];
+    const add = (t: Target, metric: string, rep: number, value: number) => samples.push({ target: t.id, metric, rep, value });
+    for (let rep = 0; rep < reps; rep++) {
+      const order = rotate(list, rep);
+      let step = 0;
+      const total = order.length * 2 + order.filter((t) => t.echo).length * 3;
+      const tick = (what: string, t: Target) => progress(`rep ${rep + 1}/${reps} · ${++step}/${total} · ${what} · ${t.label}`);
+      for (const t of order) {
+        if (!t.echo) continue;
+        tick('tcp ping-pong', t);
+        const s = await pingPong(t.echo, size.pings, size.limitMs);
+        add(t, 'tcp_rtt_p50_us', rep, s.p50);
+        add(t, 'tcp_rtt_p90_us', rep, s.p90);
+        add(t, 'tcp_rtt_p99_us', rep, s.p99);
+        add(t, 'tcp_rtt_max_us', rep, s.max);
+      }
+      for (const t of order) {
+        tick('http latency c=1', t);
+        const s = await httpLatency(t.web, size.latency, size.limitMs);
+        add(t, 'http_p50_us', rep, s.p50);
+        add(t, 'http_p99_us', rep, s.p99);
+      }
+      for (const t of order) {
+        tick('http req/s c=32', t);
+        const r = await httpThroughput(t.web, 32, size.throughputMs, 2_000_000);
+        add(t, 'http_rps_c32', rep, r.rps);
+        if (r.errors > 0) notes.push(`${t.label}: ${r.errors} failed requests in rep ${rep + 1}`);
+      }
+      for (const t of order) {
+        if (!t.sink) continue;
+        tick('bulk', t);
+        add(t, 'bulk_MBps', rep, await bulk(t.sink, size.bulkBytes, size.limitMs * 4));
+      }
+      for (const t of order) {
+        if (!t.echo) continue;
+        tick('new connections/s', t);
+        add(t, 'conn_per_s', rep, await connRate(t.echo, 8, size.connMs, 200_000));
+      }
+    }
+    const cpuAfter = cpuAndPeakRss(portlab.proc.pid!);
+    progress('');
+    if (tty) process.stderr.write('\r\x1b[K');
+
+    const report = buildReport({
+      targets: list,
+      samples,
+      reps,
+      quick: options.bench.quick,
+      sizes: size,
+      portlab: { cpuSeconds: cpuAfter.cpuSeconds - cpuBefore.cpuSeconds, peakRssMiB: cpuAfter.peakRssMiB },
+      notes,
+    });
+    process.stdout.write(renderTable(report));
+    if (options.bench.json) await writeFile(options.bench.json, JSON.stringify(report, null, 2));
+    if (options.bench.html) await writeFile(options.bench.html, renderHtml(report));
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    await stopAll();
+    await rm(dir, { recursive: true, force: true });
+  }
 }

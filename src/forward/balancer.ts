@@ -8,12 +8,6 @@ interface AffinityEntry {
   lastUsed: number;
 }
 
-/** PickContext narrows the choice: `localNode` applies a Local traffic policy (only that node's endpoints). */
-export interface PickContext {
-  clientIP: string;
-  localNode?: string;
-}
-
 /**
  * ServicePortBalancer holds the live endpoints of one Service port. sync() swaps endpoints in place, so open
  * listeners pick from the new set without being reopened.
@@ -61,18 +55,19 @@ export class ServicePortBalancer {
     return this.ready.some((e) => e.node === node);
   }
 
-  pick(ctx: PickContext): EndpointState | undefined {
-    const candidates = ctx.localNode === undefined ? this.ready : this.ready.filter((e) => e.node === ctx.localNode);
+  /** pick chooses an endpoint for a client; `localNode` applies a Local traffic policy (only that node's endpoints). */
+  pick(clientIP: string, localNode?: string): EndpointState | undefined {
+    const candidates = localNode === undefined ? this.ready : this.ready.filter((e) => e.node === localNode);
     if (candidates.length === 0) return undefined;
     if (this.affinityTimeoutMs > 0) {
       const now = Date.now();
-      const held = this.affinity.get(ctx.clientIP);
+      const held = this.affinity.get(clientIP);
       if (held && now - held.lastUsed <= this.affinityTimeoutMs && candidates.includes(held.endpoint)) {
         held.lastUsed = now;
         return held.endpoint;
       }
       const chosen = this.choose(candidates);
-      this.affinity.set(ctx.clientIP, { endpoint: chosen, lastUsed: now });
+      this.affinity.set(clientIP, { endpoint: chosen, lastUsed: now });
       return chosen;
     }
     return this.choose(candidates);

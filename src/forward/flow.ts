@@ -46,8 +46,38 @@ export interface Flow {
 
 let nextFlowId = 1;
 
+/**
+ * newFlow makes a flow with every field present from the start: one stable object shape keeps the hot path's
+ * property accesses monomorphic (fields added later, in varying order, made each request measurably slower).
+ */
 export function newFlow(init: Pick<Flow, 'servicePort' | 'protocol' | 'mode' | 'clientAddress' | 'clientPort'>): Flow {
-  return { ...init, id: nextFlowId++, startedAt: Date.now(), hops: [], bytesIn: 0, bytesOut: 0 };
+  return {
+    id: nextFlowId++,
+    servicePort: init.servicePort,
+    protocol: init.protocol,
+    mode: init.mode,
+    clientAddress: init.clientAddress,
+    clientPort: init.clientPort,
+    startedAt: Date.now(),
+    hops: [],
+    podName: undefined,
+    pod: undefined,
+    node: undefined,
+    bytesIn: 0,
+    bytesOut: 0,
+    entryNode: undefined,
+    localOnly: undefined,
+    clientNode: undefined,
+    status: undefined,
+    method: undefined,
+    path: undefined,
+    error: undefined,
+  };
+}
+
+/** newHop makes a hop record, every field present from the start for the same reason as newFlow. */
+export function newHop(layer: Layer, listen: string): HopTiming {
+  return { layer, listen, upstream: undefined, connectMs: undefined, durationMs: undefined, rxBytes: undefined, txBytes: undefined };
 }
 
 /**

@@ -26,8 +26,15 @@ interface RequestContext {
   timedOut: boolean;
 }
 
+// Per-request state rides on the request under a symbol; a WeakMap here cost measurably more in GC per request.
 const CONTEXT = Symbol('portlab.proxyContext');
-type WithContext = { [CONTEXT]?: RequestContext };
+type WithContext = http.IncomingMessage & { [CONTEXT]?: RequestContext };
+const contexts = {
+  get: (req: http.IncomingMessage) => (req as WithContext)[CONTEXT],
+  set: (req: http.IncomingMessage, ctx: RequestContext) => {
+    (req as WithContext)[CONTEXT] = ctx;
+  },
+};
 
 /** keepAliveAgent pools upstream sockets; `internal` sockets are portlab's own node → service hop, tracked like conntrack. */
 function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
@@ -44,23 +51,35 @@ function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
 
 /** ProxyAdapter forwards requests and upgrades to an address:port, and always answers or closes the client. */
 export class ProxyAdapter {
-  private readonly proxy: httpProxy;
   private readonly internalAgent: http.Agent;
   private readonly podAgent: http.Agent;
+  /**
+   * One http-proxy server per upstream address, made on first use: its target and agent are set once, so no
+   * per-request options object is merged and parsed (http-proxy's per-call options cost as much as the rest).
+   */
+  private readonly proxies = new Map<string, httpProxy>();
 
   constructor(private readonly options: ProxyAdapterOptions) {
     this.internalAgent = keepAliveAgent(options.conntrack);
     this.podAgent = keepAliveAgent(undefined);
-    // xfwd stays off: portlab writes X-Forwarded-* itself, so the original client survives the node → service hop.
-    this.proxy = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, ws: true });
-    this.proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq, req as http.IncomingMessage & WithContext, res));
-    this.proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req as http.IncomingMessage & WithContext, res));
-    // Without an 'error' listener http-proxy takes the process down; per-call callbacks below handle each error.
-    this.proxy.on('error', () => {});
   }
 
-  private onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage & WithContext, res: http.ServerResponse): void {
-    const ctx = req[CONTEXT];
+  private proxyFor(host: string, port: number, internal: boolean): httpProxy {
+    const key = `${host}:${port}`;
+    let proxy = this.proxies.get(key);
+    if (proxy) return proxy;
+    // xfwd stays off: portlab writes X-Forwarded-* itself, so the original client survives the node → service hop.
+    proxy = httpProxy.createProxyServer({ target: { host, port, protocol: 'http:' }, agent: internal ? this.internalAgent : this.podAgent, xfwd: false, changeOrigin: false, ws: true });
+    proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq, req, res));
+    proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req, res));
+    // Without an 'error' listener http-proxy takes the process down. Every error ends in the request's onFailure.
+    proxy.on('error', (err: NodeJS.ErrnoException, req, resOrSocket) => this.onError(err, req, resOrSocket));
+    this.proxies.set(key, proxy);
+    return proxy;
+  }
+
+  private onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ctx = contexts.get(req);
     if (!ctx) return;
     if (this.options.upstreamTimeoutMs > 0) {
       proxyReq.setTimeout(this.options.upstreamTimeoutMs, () => {
@@ -78,38 +97,47 @@ export class ProxyAdapter {
     });
   }
 
-  private onProxyRes(proxyRes: http.IncomingMessage, req: http.IncomingMessage & WithContext, res: http.ServerResponse): void {
-    req[CONTEXT]?.hooks.onResponse?.(proxyRes.statusCode ?? 0);
+  private onProxyRes(proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse): void {
+    contexts.get(req)?.hooks.onResponse?.(proxyRes.statusCode ?? 0);
     // An upstream that dies mid-body must not leave the client with a 200 and a hang: cut the client too.
     proxyRes.once('close', () => {
       if (!proxyRes.complete) res.destroy();
     });
   }
 
-  /** web forwards one request. Every failure ends in hooks.onFailure, before or instead of a response. */
-  web(req: http.IncomingMessage, res: http.ServerResponse, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
-    const ctx: RequestContext = { hooks, timedOut: false };
-    (req as WithContext)[CONTEXT] = ctx;
-    this.proxy.web(req, res, { target: { host, port, protocol: 'http:' }, agent: internal ? this.internalAgent : this.podAgent }, (err: NodeJS.ErrnoException) => {
-      hooks.onFailure(ctx.timedOut ? { status: 504, code: 'ETIMEDOUT' } : { status: 502, code: err.code ?? 'EPROTO' });
-    });
+  private onError(err: NodeJS.ErrnoException, req: http.IncomingMessage, resOrSocket: http.ServerResponse | net.Socket): void {
+    const ctx = contexts.get(req);
+    if (resOrSocket instanceof net.Socket) {
+      ctx?.hooks.onFailure({ status: 502, code: err.code ?? 'EPROTO' });
+      // Nothing sent yet: a raw status line still tells the client why. Never writeHead: this is a socket.
+      if (resOrSocket.writable && resOrSocket.bytesWritten === 0) resOrSocket.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else resOrSocket.destroy();
+      return;
+    }
+    if (!ctx) {
+      if (!resOrSocket.headersSent) resOrSocket.writeHead(502).end();
+      else resOrSocket.destroy();
+      return;
+    }
+    ctx.hooks.onFailure(ctx.timedOut ? { status: 504, code: 'ETIMEDOUT' } : { status: 502, code: err.code ?? 'EPROTO' });
   }
 
-  /** ws forwards a WebSocket upgrade. On failure the raw socket is destroyed: a socket has no writeHead. */
+  /** web forwards one request. Every failure ends in hooks.onFailure, before or instead of a response. */
+  web(req: http.IncomingMessage, res: http.ServerResponse, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
+    contexts.set(req, { hooks, timedOut: false });
+    this.proxyFor(host, port, internal).web(req, res);
+  }
+
+  /** ws forwards a WebSocket upgrade. On failure the raw socket is closed: a socket has no writeHead. */
   ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
-    (req as WithContext)[CONTEXT] = { hooks, timedOut: false };
-    this.proxy.ws(req, socket, head, { target: { host, port, protocol: 'http:' }, agent: internal ? this.internalAgent : this.podAgent }, (err: NodeJS.ErrnoException) => {
-      hooks.onFailure({ status: 502, code: err.code ?? 'EPROTO' });
-      // Nothing sent yet: a raw status line still tells the client why. Never writeHead: this is a socket.
-      const s = socket as net.Socket;
-      if (s.writable && s.bytesWritten === 0) s.end('HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    contexts.set(req, { hooks, timedOut: false });
+    this.proxyFor(host, port, internal).ws(req, socket, head);
   }
 
   close(): void {
     this.internalAgent.destroy();
     this.podAgent.destroy();
-    this.proxy.close();
+    for (const p of this.proxies.values()) p.close();
+    this.proxies.clear();
   }
 }

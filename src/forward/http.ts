@@ -3,7 +3,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { newFlow, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
+import { newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
 import type { ProxyAdapter } from './http-proxy-adapter.js';
 import { DROP, type Route } from './route.js';
 import { closeServer, listenOn } from './tcp.js';
@@ -86,7 +86,7 @@ export class HttpForwarder {
     // Bytes on the wire for this request, read from the socket's counters: nothing is counted per chunk.
     const readAtStart = socket.bytesRead;
     const writtenAtStart = socket.bytesWritten;
-    const hop: HopTiming = { layer: route.layer, listen: route.listen };
+    const hop: HopTiming = newHop(route.layer, route.listen);
     flow.hops.push(hop);
     if (outer) {
       flow.method = req.method;

@@ -1,7 +1,7 @@
 // tcp.ts — the L4 forwarder: byte for byte, half-close, resets passed through, backpressure by pipe, noDelay both ways.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { newFlow, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
+import { newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
 import { DROP, type Route } from './route.js';
 
 // How long a DROPped connection is held before portlab lets go; the client has long timed out by then.
@@ -58,7 +58,7 @@ export class TcpForwarder {
     const flow: Flow =
       inbound ??
       newFlow({ servicePort: route.servicePort, protocol: 'TCP', mode: 'tcp', clientAddress: plainAddress(client.remoteAddress), clientPort: client.remotePort ?? 0 });
-    const hop: HopTiming = { layer: route.layer, listen: route.listen };
+    const hop: HopTiming = newHop(route.layer, route.listen);
     flow.hops.push(hop);
 
     const up = route.choose(flow);

@@ -1,7 +1,7 @@
 // udp.ts — the UDP forwarder: one session per client address:port to one endpoint, ended after an idle timeout.
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { newFlow, type Conntrack, type Flow, type HopTiming } from './flow.js';
+import { newFlow, newHop, type Conntrack, type Flow, type HopTiming } from './flow.js';
 import { DROP, type Route, type Upstream } from './route.js';
 
 interface Session {
@@ -53,7 +53,7 @@ export class UdpForwarder {
     const inbound = this.conntrack.lookupUdp(rinfo.address, rinfo.port);
     const outer = !inbound;
     const flow = inbound ?? newFlow({ servicePort: route.servicePort, protocol: 'UDP', mode: 'udp', clientAddress: rinfo.address, clientPort: rinfo.port });
-    const hop: HopTiming = { layer: route.layer, listen: route.listen };
+    const hop: HopTiming = newHop(route.layer, route.listen);
     flow.hops.push(hop);
     const up = route.choose(flow);
     if (up === undefined || up === DROP) {

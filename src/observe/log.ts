@@ -78,6 +78,10 @@ export class TrafficLog {
     private readonly useColor = Boolean((process.stdout as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR,
   ) {}
 
+  get enabled(): boolean {
+    return this.format !== 'none';
+  }
+
   write(record: FlowRecord): void {
     if (this.format === 'none') return;
     this.out.write(this.format === 'json' ? `${JSON.stringify(record)}\n` : `${formatText(record, this.useColor)}\n`);

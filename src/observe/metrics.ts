@@ -1,37 +1,88 @@
 // metrics.ts — every metric portlab exports, declared in one place (kube-proxy's habit), with Envoy's traffic names.
+// The hot path only adds to plain numbers in ListenerStats; prom-client reads them at scrape time (collect), so a
+// request never pays for label hashing or allocation.
 import client from 'prom-client';
+
+/** HOP_BUCKETS are the hop-duration histogram's upper bounds, in seconds. */
+export const HOP_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/** ListenerStats are one Service port's counters at one layer. They live across reloads, so counters never go back. */
+export class ListenerStats {
+  connections = 0;
+  active = 0;
+  rxBytes = 0;
+  txBytes = 0;
+  noEndpoints = 0;
+  overLimit = 0;
+  readonly connectFailures = new Map<string, number>();
+  readonly byClass = [0, 0, 0, 0, 0];
+  readonly buckets = new Float64Array(HOP_BUCKETS.length);
+  durationSum = 0;
+  durationCount = 0;
+
+  constructor(
+    readonly servicePort: string,
+    readonly layer: string,
+  ) {}
+
+  observeDuration(seconds: number): void {
+    this.durationSum += seconds;
+    this.durationCount++;
+    for (let i = 0; i < HOP_BUCKETS.length; i++) {
+      if (seconds <= HOP_BUCKETS[i]!) {
+        this.buckets[i]!++;
+        return;
+      }
+    }
+  }
+}
 
 /** Metrics owns its own registry, so two portlab instances in one test process never share counters. */
 export class Metrics {
   readonly registry = new client.Registry();
+  private readonly stats = new Map<string, ListenerStats>();
+
+  /** statsFor returns the one ListenerStats of a Service port at a layer, made on first use. */
+  statsFor(servicePort: string, layer: string): ListenerStats {
+    const key = `${servicePort}|${layer}`;
+    let s = this.stats.get(key);
+    if (!s) {
+      s = new ListenerStats(servicePort, layer);
+      this.stats.set(key, s);
+    }
+    return s;
+  }
+
+  private counterFrom(name: string, help: string, read: (s: ListenerStats) => number): client.Counter<'service_port' | 'layer'> {
+    const stats = this.stats;
+    return new client.Counter({
+      name,
+      help,
+      labelNames: ['service_port', 'layer'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of stats.values()) this.inc({ service_port: s.servicePort, layer: s.layer }, read(s));
+      },
+    });
+  }
 
   /** downstreamConnections counts accepted client connections per Service port and layer. */
-  readonly downstreamConnections = new client.Counter({
-    name: 'portlab_downstream_cx_total',
-    help: 'Connections accepted, per Service port and layer (node, service, loadbalancer).',
-    labelNames: ['service_port', 'layer'] as const,
-    registers: [this.registry],
-  });
+  readonly downstreamConnections = this.counterFrom('portlab_downstream_cx_total', 'Connections accepted, per Service port and layer (node, service, loadbalancer).', (s) => s.connections);
+  readonly downstreamRxBytes = this.counterFrom('portlab_downstream_cx_rx_bytes_total', 'Bytes received from clients, counted once when a connection closes.', (s) => s.rxBytes);
+  readonly downstreamTxBytes = this.counterFrom('portlab_downstream_cx_tx_bytes_total', 'Bytes sent to clients, counted once when a connection closes.', (s) => s.txBytes);
 
   readonly downstreamActive = new client.Gauge({
     name: 'portlab_downstream_cx_active',
     help: 'Connections open now, per Service port and layer.',
     labelNames: ['service_port', 'layer'] as const,
     registers: [this.registry],
-  });
-
-  readonly downstreamRxBytes = new client.Counter({
-    name: 'portlab_downstream_cx_rx_bytes_total',
-    help: 'Bytes received from clients, counted once when a connection closes.',
-    labelNames: ['service_port', 'layer'] as const,
-    registers: [this.registry],
-  });
-
-  readonly downstreamTxBytes = new client.Counter({
-    name: 'portlab_downstream_cx_tx_bytes_total',
-    help: 'Bytes sent to clients, counted once when a connection closes.',
-    labelNames: ['service_port', 'layer'] as const,
-    registers: [this.registry],
+    collect: () => {
+      this.downstreamActive.reset();
+      for (const s of this.stats.values()) this.downstreamActive.set({ service_port: s.servicePort, layer: s.layer }, s.active);
+    },
   });
 
   readonly rejected = new client.Counter({
@@ -39,6 +90,13 @@ export class Metrics {
     help: 'Connections or requests refused at once, by reason (no_endpoints, max_connections).',
     labelNames: ['service_port', 'layer', 'reason'] as const,
     registers: [this.registry],
+    collect: () => {
+      this.rejected.reset();
+      for (const s of this.stats.values()) {
+        this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'no_endpoints' }, s.noEndpoints);
+        this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'max_connections' }, s.overLimit);
+      }
+    },
   });
 
   readonly upstreamConnectFail = new client.Counter({
@@ -46,21 +104,25 @@ export class Metrics {
     help: 'Upstream connections that failed, by error code (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...).',
     labelNames: ['service_port', 'layer', 'code'] as const,
     registers: [this.registry],
+    collect: () => {
+      this.upstreamConnectFail.reset();
+      for (const s of this.stats.values()) for (const [code, n] of s.connectFailures) this.upstreamConnectFail.inc({ service_port: s.servicePort, layer: s.layer, code }, n);
+    },
   });
 
   readonly httpRequests = new client.Counter({
     name: 'portlab_http_requests_total',
-    help: 'HTTP requests answered in L7 mode, by status class (2xx, 3xx, 4xx, 5xx).',
+    help: 'HTTP requests answered in L7 mode, by status class (2xx, 3xx, 4xx, 5xx), counted at the first hop.',
     labelNames: ['service_port', 'layer', 'code_class'] as const,
     registers: [this.registry],
-  });
-
-  readonly hopDuration = new client.Histogram({
-    name: 'portlab_hop_duration_seconds',
-    help: 'How long one hop carried a connection (L4) or a request (L7).',
-    labelNames: ['service_port', 'layer'] as const,
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: [this.registry],
+    collect: () => {
+      this.httpRequests.reset();
+      for (const s of this.stats.values()) {
+        s.byClass.forEach((n, i) => {
+          if (n > 0) this.httpRequests.inc({ service_port: s.servicePort, layer: s.layer, code_class: CLASSES[i]! }, n);
+        });
+      }
+    },
   });
 
   /** syncDuration is kube-proxy's sync_proxy_rules_duration_seconds. */
@@ -86,12 +148,35 @@ export class Metrics {
 
   readonly listeners = new client.Gauge({
     name: 'portlab_listeners',
-    help: 'Listeners open now, by layer (node, service, loadbalancer, pod).',
+    help: 'Listeners open now, by layer (node, service, loadbalancer, health, pod).',
     labelNames: ['layer'] as const,
     registers: [this.registry],
   });
 
   constructor() {
+    // hop_duration_seconds is a histogram filled from ListenerStats; registered as a plain metric object.
+    const stats = this.stats;
+    this.registry.registerMetric({
+      name: 'portlab_hop_duration_seconds',
+      help: 'How long one hop carried a connection (L4) or a request (L7).',
+      type: 'histogram',
+      aggregator: 'sum',
+      get: async () => {
+        const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+        for (const s of stats.values()) {
+          const labels = { service_port: s.servicePort, layer: s.layer };
+          let cumulative = 0;
+          HOP_BUCKETS.forEach((le, i) => {
+            cumulative += s.buckets[i]!;
+            values.push({ labels: { ...labels, le }, value: cumulative, metricName: 'portlab_hop_duration_seconds_bucket' });
+          });
+          values.push({ labels: { ...labels, le: '+Inf' }, value: s.durationCount, metricName: 'portlab_hop_duration_seconds_bucket' });
+          values.push({ labels, value: s.durationSum, metricName: 'portlab_hop_duration_seconds_sum' });
+          values.push({ labels, value: s.durationCount, metricName: 'portlab_hop_duration_seconds_count' });
+        }
+        return { name: 'portlab_hop_duration_seconds', help: 'How long one hop carried a connection (L4) or a request (L7).', type: 'histogram', aggregator: 'sum', values };
+      },
+    } as unknown as client.Metric);
     // process_open_fds, process_max_fds, process_resident_memory_bytes and friends.
     client.collectDefaultMetrics({ register: this.registry, prefix: 'portlab_' });
   }

@@ -7,7 +7,7 @@ import type { Metrics } from './metrics.js';
 
 /** Observers fans each finished flow out to the log, the metrics and the dashboard's live feed. */
 export class Observers {
-  /** feed emits 'flow' with a FlowRecord for each finished connection or request. */
+  /** feed emits 'flow' with a FlowRecord for each finished connection or request, and 'topology' after each sync. */
   readonly feed = new EventEmitter();
 
   constructor(
@@ -18,49 +18,46 @@ export class Observers {
   }
 
   private emit(flow: Flow): void {
+    // The record is built only when someone reads it: with --quiet and no dashboard open, a flow costs nothing more.
     const hasFeed = this.feed.listenerCount('flow') > 0;
+    if (!hasFeed && !this.log.enabled) return;
     const record: FlowRecord = toRecord(flow);
     this.log.write(record);
     if (hasFeed) this.feed.emit('flow', record);
   }
 
-  /** forListener resolves the metric children for one listener up front, so the hot path only increments. */
+  /** forListener resolves the listener's counters up front; the hot path only adds to numbers. */
   forListener(layer: Layer, servicePort: string): ListenerObserver {
-    const m = this.metrics;
-    const labels = { service_port: servicePort, layer };
-    const total = m.downstreamConnections.labels(labels);
-    const active = m.downstreamActive.labels(labels);
-    const rx = m.downstreamRxBytes.labels(labels);
-    const tx = m.downstreamTxBytes.labels(labels);
-    const duration = m.hopDuration.labels(labels);
-    const noEndpoints = m.rejected.labels({ ...labels, reason: 'no_endpoints' });
-    const overLimit = m.rejected.labels({ ...labels, reason: 'max_connections' });
-    const byClass = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((code_class) => m.httpRequests.labels({ ...labels, code_class }));
+    const s = this.metrics.statsFor(servicePort, layer);
     return {
       opened: () => {
-        total.inc();
-        active.inc();
+        s.connections++;
+        s.active++;
       },
       closed: (flow: Flow, hop: HopTiming, outer: boolean) => {
-        active.dec();
+        s.active--;
+        s.rxBytes += hop.rxBytes ?? 0;
+        s.txBytes += hop.txBytes ?? 0;
         if (flow.mode !== 'http') {
-          if (hop.durationMs !== undefined) duration.observe(hop.durationMs / 1000);
+          if (hop.durationMs !== undefined) s.observeDuration(hop.durationMs / 1000);
           if (outer) this.emit(flow);
         }
-        rx.inc(hop.rxBytes ?? 0);
-        tx.inc(hop.txBytes ?? 0);
       },
-      dropped: () => overLimit.inc(),
-      connectFailed: (code: string) => m.upstreamConnectFail.labels({ ...labels, code }).inc(),
+      dropped: () => {
+        s.overLimit++;
+      },
+      connectFailed: (code: string) => {
+        s.connectFailures.set(code, (s.connectFailures.get(code) ?? 0) + 1);
+      },
       rejected: (flow: Flow, outer: boolean) => {
-        noEndpoints.inc();
+        s.noEndpoints++;
         if (outer) this.emit(flow);
       },
       request: (flow: Flow, hop: HopTiming, outer: boolean) => {
-        if (hop.durationMs !== undefined) duration.observe(hop.durationMs / 1000);
+        if (hop.durationMs !== undefined) s.observeDuration(hop.durationMs / 1000);
         if (!outer) return;
         const status = flow.status ?? 0;
-        if (status >= 100 && status < 600) byClass[Math.floor(status / 100) - 1]!.inc();
+        if (status >= 100 && status < 600) s.byClass[Math.floor(status / 100) - 1]!++;
         this.emit(flow);
       },
     };

@@ -334,7 +334,7 @@ export class Proxier {
       let localNode: string | undefined;
       if (flow.localOnly) localNode = flow.entryNode;
       else if (layer === 'service' && flow.entryNode === undefined && svc.internalTrafficPolicy === 'Local') localNode = flow.clientNode ?? firstNode;
-      const ep = balancer.pick({ clientIP: flow.clientAddress, localNode });
+      const ep = balancer.pick(flow.clientAddress, localNode);
       return ep && toUpstream(ep);
     });
   }
@@ -354,7 +354,7 @@ export class Proxier {
       }
       if (balancer.endpoints.length === 0) return undefined;
       if (viaService) return serviceHop;
-      const ep = balancer.pick({ clientIP: flow.clientAddress, localNode: local ? node.name : undefined });
+      const ep = balancer.pick(flow.clientAddress, local ? node.name : undefined);
       return ep && toUpstream(ep);
     });
   }
