@@ -1,0 +1,45 @@
+// `portlab bench --quick` runs every measurement briefly: every layer and every metric is there, finite and positive.
+import { readFile } from 'node:fs/promises';
+import test from 'ava';
+import { runCli } from './helpers/cli.js';
+import { tempManifest } from './helpers/portlab.js';
+
+test('bench --quick reports every layer and metric with finite, positive values, plus hop costs and target ratios', async (t) => {
+  const out = await tempManifest('', 'bench.json');
+  const html = `${out.dir}/bench.html`;
+  try {
+    const run = await runCli(['bench', '--quick', '--json', out.file, '--html', html], undefined, 180_000);
+    t.is(run.code, 0, run.stderr);
+    t.regex(run.stdout, /added p50 latency per hop/);
+    const report = JSON.parse(await readFile(out.file, 'utf8')) as {
+      targets: { id: string; group: string; metrics: Record<string, { median: number }> }[];
+      hops: { hop: string; addedUs: { median: number } }[];
+      ratios: { name: string; value: number }[];
+      portlab: { cpuSeconds: number; peakRssMiB: number };
+      notes: string[];
+    };
+    const ids = report.targets.map((x) => x.id);
+    for (const id of ['l4-pod', 'l4-service', 'l4-node', 'l4-node-direct', 'l4-pipe', 'l7-pod', 'l7-service', 'l7-node', 'l7-node-direct', 'l7-http-proxy']) t.true(ids.includes(id), id);
+    for (const target of report.targets) {
+      const wanted = target.group === 'L4' ? ['tcp_rtt_p50_us', 'tcp_rtt_p90_us', 'tcp_rtt_p99_us', 'tcp_rtt_max_us', 'http_p50_us', 'http_p99_us', 'http_rps_c32', 'bulk_MBps', 'conn_per_s'] : ['http_p50_us', 'http_p99_us', 'http_rps_c32'];
+      for (const metric of wanted) {
+        const v = target.metrics[metric]?.median;
+        t.true(typeof v === 'number' && Number.isFinite(v) && v > 0, `${target.id} ${metric}: ${v}`);
+      }
+    }
+    t.true(report.hops.length >= 7);
+    for (const h of report.hops) t.true(Number.isFinite(h.addedUs.median), h.hop);
+    t.is(report.ratios.length, 4);
+    for (const r of report.ratios) t.true(Number.isFinite(r.value) && r.value > 0, r.name);
+    t.true(report.portlab.cpuSeconds > 0 && report.portlab.peakRssMiB > 0);
+    // HAProxy and nginx are measured when installed, and skipped with a note when not.
+    for (const [id, name] of [['l4-haproxy', 'HAProxy'], ['l4-nginx', 'nginx']] as const) {
+      t.true(ids.includes(id) || report.notes.some((n) => n.includes(`skipped ${name}`)), name);
+    }
+    const page = await readFile(html, 'utf8');
+    t.true(page.includes('<svg') && page.includes('Added p50 latency per hop'));
+    t.false(/<script|https?:\/\//.test(page.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')), 'self-contained: no scripts, no remote assets');
+  } finally {
+    await out.cleanup();
+  }
+});
