@@ -142,8 +142,10 @@ test('reloads in quick succession coalesce; an invalid edit keeps the running co
     t.is(await connectionOutcome(r.service(2), 9095), 'open');
 
     await saveLikeAnEditor(m.file, (await readFile(m.file, 'utf8')).replace('nodePort: 31000', 'nodePort: 80'));
-    await waitFor(() => cli.errors().includes('reload failed'), 'the failed reload to be printed');
-    t.regex(cli.errors(), new RegExp(`${m.file.replaceAll('.', '\\.')}:\\d+:\\d+: The Service "my-service" is invalid: spec\\.ports\\[1\\]\\.nodePort: Invalid value: 80`));
+    // stderr arrives line by line: wait for the whole message, not just its first line.
+    const message = new RegExp(`${m.file.replaceAll('.', '\\.')}:\\d+:\\d+: The Service "my-service" is invalid: spec\\.ports\\[1\\]\\.nodePort: Invalid value: 80`);
+    await waitFor(() => message.test(cli.errors()), 'the failed reload to be printed with its position');
+    t.regex(cli.errors(), /reload failed; still serving the previous config/);
     const health = await request(`http://${r.admin}/healthz`);
     t.is(health.statusCode, 503);
     t.regex(((await health.body.json()) as { lastError: string }).lastError, /nodePort: Invalid value: 80/);

@@ -18,8 +18,8 @@ interface Target extends TargetInfo {
 /** Sizes of each measurement. Quick mode only proves that every measurement runs. */
 function sizes(quick: boolean) {
   return quick
-    ? { pings: 200, latency: 200, throughputMs: 400, bulkBytes: 8 << 20, connMs: 300, limitMs: 5_000, warm: 50 }
-    : { pings: 5000, latency: 3000, throughputMs: 3000, bulkBytes: 256 << 20, connMs: 1500, limitMs: 30_000, warm: 500 };
+    ? { pings: 200, latency: 200, throughputMs: 400, bulkBytes: 8 << 20, connMs: 300, limitMs: 5_000, warm: 50, settleMs: 20 }
+    : { pings: 5000, latency: 3000, throughputMs: 3000, bulkBytes: 256 << 20, connMs: 1500, limitMs: 30_000, warm: 500, settleMs: 300 };
 }
 
 const A = ADDR.viaService;
@@ -102,10 +102,15 @@ export async function runBench(options: Options): Promise<number> {
       const order = rotate(list, rep);
       let step = 0;
       const total = order.length * 2 + order.filter((t) => t.echo).length * 3;
-      const tick = (what: string, t: Target) => progress(`rep ${rep + 1}/${reps} · ${++step}/${total} · ${what} · ${t.label}`);
+      // tick also lets the previous measurement's clean-up (closing sockets, freeing 256 MiB of buffers) finish first,
+      // so it does not land on the next target, which may live in the same process.
+      const tick = async (what: string, t: Target) => {
+        progress(`rep ${rep + 1}/${reps} · ${++step}/${total} · ${what} · ${t.label}`);
+        await new Promise((r) => setTimeout(r, size.settleMs));
+      };
       for (const t of order) {
         if (!t.echo) continue;
-        tick('tcp ping-pong', t);
+        await tick('tcp ping-pong', t);
         const s = await pingPong(t.echo, size.pings, size.limitMs);
         add(t, 'tcp_rtt_p50_us', rep, s.p50);
         add(t, 'tcp_rtt_p90_us', rep, s.p90);
@@ -113,25 +118,25 @@ export async function runBench(options: Options): Promise<number> {
         add(t, 'tcp_rtt_max_us', rep, s.max);
       }
       for (const t of order) {
-        tick('http latency c=1', t);
+        await tick('http latency c=1', t);
         const s = await httpLatency(t.web, size.latency, size.limitMs);
         add(t, 'http_p50_us', rep, s.p50);
         add(t, 'http_p99_us', rep, s.p99);
       }
       for (const t of order) {
-        tick('http req/s c=32', t);
+        await tick('http req/s c=32', t);
         const r = await httpThroughput(t.web, 32, size.throughputMs, 2_000_000);
         add(t, 'http_rps_c32', rep, r.rps);
         if (r.errors > 0) notes.push(`${t.label}: ${r.errors} failed requests in rep ${rep + 1}`);
       }
       for (const t of order) {
         if (!t.sink) continue;
-        tick('bulk', t);
+        await tick('bulk', t);
         add(t, 'bulk_MBps', rep, await bulk(t.sink, size.bulkBytes, size.limitMs * 4));
       }
       for (const t of order) {
         if (!t.echo) continue;
-        tick('new connections/s', t);
+        await tick('new connections/s', t);
         add(t, 'conn_per_s', rep, await connRate(t.echo, 8, size.connMs, 200_000));
       }
     }

@@ -2,31 +2,20 @@
 import { parseArgs } from 'node:util';
 import { PortlabError } from '../errors.js';
 import { parseCidr } from '../model/addresses.js';
+import type { PlanOptions } from '../model/desired-state.js';
 import type { LogFormat } from '../observe/log.js';
+import type { ProxierOptions } from '../sync/proxier.js';
 
 export type Command = 'up' | 'routes' | 'validate' | 'bench' | 'pod' | 'help' | 'version';
 
-/** Options is every flag after parsing and checking. Durations are in milliseconds. */
-export interface Options {
+/**
+ * Options is every flag after parsing and checking (durations in milliseconds): the address plan's options, the
+ * proxier's, and the CLI's own.
+ */
+export interface Options extends Omit<PlanOptions, 'previous'>, Omit<ProxierOptions, 'checkClaimsEverySync'> {
   command: Command;
   files: string[];
-  nodeAddress: string;
-  nodes: number;
-  nodeCidr: string;
-  serviceCidr: string;
-  podCidr: string;
-  loadBalancerCidr: string;
-  addresses: 'distinct' | 'shared';
-  nodeportHop: 'via-service' | 'direct';
   nodePortRange: [number, number];
-  mode: 'auto' | 'tcp' | 'http';
-  balance: 'random' | 'round-robin';
-  upstreamTimeoutMs: number;
-  headersTimeoutMs: number;
-  udpTimeoutMs: number;
-  idleTimeoutMs: number;
-  drainTimeoutMs: number;
-  maxConnections?: number;
   admin?: { host: string; port: number };
   logFormat: LogFormat;
   quiet: boolean;

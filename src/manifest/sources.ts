@@ -30,10 +30,9 @@ export async function readSources(inputs: string[], readStdin: () => Promise<str
       if (names.length === 0) {
         throw new PortlabError('PORTLAB_MANIFEST_UNREADABLE', `${input}: the directory has no .yaml, .yml or .json files`);
       }
-      for (const name of names) {
-        const file = path.join(input, name);
-        sources.push({ file, text: await readFile(file, 'utf8') });
-      }
+      const files = names.map((name) => path.join(input, name));
+      const texts = await Promise.all(files.map((file) => readFile(file, 'utf8')));
+      files.forEach((file, i) => sources.push({ file, text: texts[i]! }));
     } else {
       sources.push({ file: input, text: await readFile(input, 'utf8') });
     }

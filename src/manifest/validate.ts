@@ -343,12 +343,13 @@ function allocateNodePorts(services: ServiceSpec[], options: ValidateOptions, pr
       if (p.nodePort === undefined) continue;
       const key = `${p.protocol}/${p.nodePort}`;
       const field = `spec.ports[${p.index}].nodePort`;
-      const where = svc.source.at(['spec', 'ports', p.index, 'nodePort']);
+      // Positions are looked up only for a problem: finding one may mean parsing the file again.
+      const where = () => svc.source.at(['spec', 'ports', p.index, 'nodePort']);
       const prefix = `The Service "${svc.name}" is invalid: `;
       if (p.nodePort < lo || p.nodePort > hi) {
-        problems.push({ where, message: prefix + fieldError.invalid(field, p.nodePort, `provided port is not in the valid range. The range of valid ports is ${lo}-${hi}`) });
+        problems.push({ where: where(), message: prefix + fieldError.invalid(field, p.nodePort, `provided port is not in the valid range. The range of valid ports is ${lo}-${hi}`) });
       } else if (owner.has(key) && owner.get(key) !== `${svc.namespace}/${svc.name}`) {
-        problems.push({ where, message: prefix + fieldError.invalid(field, p.nodePort, `provided port is already allocated (by Service "${owner.get(key)}")`) });
+        problems.push({ where: where(), message: prefix + fieldError.invalid(field, p.nodePort, `provided port is already allocated (by Service "${owner.get(key)}")`) });
       }
       owner.set(key, `${svc.namespace}/${svc.name}`);
       own.set(p.index, key);
