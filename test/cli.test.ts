@@ -34,13 +34,11 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080}]
 `);
-  const { chmod } = await import('node:fs/promises');
-  await chmod(m.dir, 0o755);
-  await chmod(m.file, 0o644);
   try {
-    // Root may bind port 80, so as root the check runs the real binary as the unprivileged user nobody.
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
-    const result = await runCli(['up', '-f', m.file, ...r.args, '--admin', 'off'], undefined, 20_000, asUser);
+    // Root may bind port 80, so as root the real binary runs without CAP_NET_BIND_SERVICE: the kernel then answers
+    // EACCES exactly as it does for an unprivileged user (net.ipv4.ip_unprivileged_port_start is 1024 here).
+    const dropBind = process.getuid?.() === 0 ? ['setpriv', '--bounding-set', '-net_bind_service', '--inh-caps', '-net_bind_service'] : [];
+    const result = await runCli(['up', '-f', m.file, ...r.args, '--admin', 'off'], undefined, 20_000, dropBind);
     t.is(result.code, 3, result.stderr);
     t.regex(result.stderr, new RegExp(`cannot listen on ${r.service(1).replaceAll('.', '\\.')}:80/TCP for Service default/web spec\\.ports\\[http\\]\\.port: port 80 is privileged \\(below 1024\\)`));
     t.regex(result.stderr, /fix: Ports below 1024 need root/);

@@ -10,9 +10,10 @@ export interface CliResult {
 }
 
 /** runCli runs a command to completion (validate, routes, a failing up) with a time bound. */
-export function runCli(args: string[], input?: string, timeoutMs = 20_000, as?: { uid: number; gid: number }): Promise<CliResult> {
+export function runCli(args: string[], input?: string, timeoutMs = 20_000, prefix: string[] = []): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], ...(as ?? {}) });
+    const [command, ...rest] = [...prefix, process.execPath, CLI, ...args] as [string, ...string[]];
+    const child = spawn(command, rest, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
