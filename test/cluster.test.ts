@@ -4,7 +4,7 @@ import net from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { runCli } from './helpers/cli.js';
 import { SEED, range, startPortlab, tempManifest, waitFor, type Range } from './helpers/portlab.js';
 

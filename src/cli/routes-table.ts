@@ -6,7 +6,7 @@ function tryCommand(sp: ServicePortState, address: string, port: number): string
   return `curl -s http://${address}:${port}/`;
 }
 
-function podsOf(state: DesiredState, sp: ServicePortState) {
+function podsOf(sp: ServicePortState) {
   return sp.endpoints.map((e) => ({ ...e, label: e.podName ? `pod ${e.ip}:${e.port}` : `endpoint ${e.ip}:${e.port}` }));
 }
 
@@ -20,7 +20,7 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       continue;
     }
     for (const sp of svc.ports) {
-      const eps = podsOf(state, sp);
+      const eps = podsOf(sp);
       const target = eps.length === 0 ? 'no endpoints (connections are refused)' : eps.length === 1 ? eps[0]!.label : `${eps[0]!.label} (+${eps.length - 1} more)`;
       const label = `${name}/${sp.name || sp.port}`;
       const mode = sp.mode === 'http' ? 'L7' : sp.mode === 'udp' ? 'UDP' : 'L4';

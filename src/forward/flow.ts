@@ -144,13 +144,9 @@ export class Conntrack {
   flowById(id: number): Flow | undefined {
     return this.inFlight.get(id);
   }
-
-  get size(): number {
-    return this.byLocal.size;
-  }
 }
 
-/** stripMapped turns ::ffff:127.0.0.1 into 127.0.0.1, so addresses compare and print as users expect. */
+/** plainAddress turns ::ffff:127.0.0.1 into 127.0.0.1, so addresses compare and print as users expect. */
 export function plainAddress(address: string | undefined): string {
   if (!address) return '';
   return address.startsWith('::ffff:') ? address.slice(7) : address;

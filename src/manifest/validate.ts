@@ -2,7 +2,7 @@
 import type { FieldPath, ManifestObject } from './documents.js';
 import { isPlainObject } from './documents.js';
 import { decode, endpointSliceSchema, endpointsSchema, podSchema, renderPath, serviceSchema, workloadSchema, type Schema } from './schema.js';
-import { fieldError, goValue, isDNS1035Label, isDNS1123Label, isDNS1123Subdomain, isValidPortName, isValidPortNum } from './k8s-rules.js';
+import { fieldError, isDNS1035Label, isDNS1123Label, isDNS1123Subdomain, isValidPortName, isValidPortNum } from './k8s-rules.js';
 import type { Problem } from './problems.js';
 import type { ContainerPortSpec, EndpointSliceSpec, Manifests, Protocol, ServicePortSpec, ServiceSpec, ServiceType, WorkloadSpec } from './objects.js';
 
@@ -233,7 +233,7 @@ function validateService(obj: ManifestObject, report: Report, manifests: Manifes
   };
 }
 
-function validateContainerPorts(obj: ManifestObject, podSpec: unknown, base: FieldPath, report: Report): ContainerPortSpec[] {
+function validateContainerPorts(podSpec: unknown, base: FieldPath, report: Report): ContainerPortSpec[] {
   const ports: ContainerPortSpec[] = [];
   const containers = (get(podSpec, 'containers') ?? []) as Record<string, unknown>[];
   const basePath = renderPath(base);
@@ -252,14 +252,13 @@ function validateContainerPorts(obj: ManifestObject, podSpec: unknown, base: Fie
       ports.push({ name: name || undefined, containerPort, protocol: protocol as Protocol });
     });
   });
-  void obj;
   return ports;
 }
 
 function validateWorkload(obj: ManifestObject, report: Report): WorkloadSpec | undefined {
   if (obj.kind === 'Pod') {
     const spec = get(obj.data, 'spec');
-    const ports = validateContainerPorts(obj, spec, ['spec'], report);
+    const ports = validateContainerPorts(spec, ['spec'], report);
     const labels = (get(obj.data, 'metadata', 'labels') ?? {}) as Record<string, string>;
     return { kind: 'Pod', namespace: obj.namespace, name: obj.name, replicas: 1, podLabels: labels, ports, nodeName: get(spec, 'nodeName') as string | undefined, source: obj };
   }
@@ -273,7 +272,7 @@ function validateWorkload(obj: ManifestObject, report: Report): WorkloadSpec | u
   } else if (!Object.entries(matchLabels).every(([k, v]) => labels[k] === v)) {
     report(['spec', 'template', 'metadata', 'labels'], fieldError.invalid('spec.template.metadata.labels', labels, '`selector` does not match template `labels`'));
   }
-  const ports = validateContainerPorts(obj, get(spec, 'template', 'spec'), ['spec', 'template', 'spec'], report);
+  const ports = validateContainerPorts(get(spec, 'template', 'spec'), ['spec', 'template', 'spec'], report);
   return { kind: obj.kind as WorkloadSpec['kind'], namespace: obj.namespace, name: obj.name, replicas, podLabels: labels, ports, source: obj };
 }
 
@@ -388,4 +387,3 @@ function allocateNodePorts(services: ServiceSpec[], options: ValidateOptions, pr
   }
 }
 
-export { goValue };

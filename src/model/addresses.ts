@@ -26,10 +26,6 @@ export function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
-export function isLoopback(ip: string): boolean {
-  return ip.startsWith('127.') || ip === '::1';
-}
-
 /**
  * AddressAllocator hands out host addresses of a CIDR (never the network address). It is sticky: an owner keeps
  * the address it had in the previous plan, so a reload that adds a Service does not renumber the others.

@@ -1,6 +1,6 @@
 // desired-state.ts — Manifests → the desired state: every node, Service port, endpoint and stand-in pod, with addresses.
 import { PortlabError } from '../errors.js';
-import type { ContainerPortSpec, Manifests, Protocol, ServicePortSpec, ServiceSpec, WorkloadSpec } from '../manifest/objects.js';
+import type { ContainerPortSpec, Manifests, Protocol, ServicePortSpec, ServiceSpec } from '../manifest/objects.js';
 import { serviceKey } from '../manifest/objects.js';
 import type { Problem } from '../manifest/problems.js';
 import { AddressAllocator, parseCidr } from './addresses.js';
@@ -355,8 +355,7 @@ export interface Claim {
  * claims lists every listener the state needs, so a clash (two owners, one address:port) is found before anything
  * opens. With distinct addresses this cannot happen; with --addresses shared it names both owners.
  */
-export function claims(state: DesiredState, opts: { nodeportHop: 'via-service' | 'direct' }): Claim[] {
-  void opts;
+export function claims(state: DesiredState): Claim[] {
   const out: Claim[] = [];
   for (const pod of state.pods) {
     for (const cp of pod.ports) out.push({ address: pod.ip, port: cp.containerPort, protocol: cp.protocol, owner: `pod ${pod.key}`, field: `containerPort ${cp.containerPort}${cp.name ? ` (${cp.name})` : ''}` });
@@ -393,4 +392,3 @@ export function checkClaims(list: Claim[]): void {
   }
 }
 
-export type { WorkloadSpec };

@@ -99,7 +99,7 @@ export class Proxier {
     const started = performance.now();
     // With distinct, non-overlapping address blocks no two owners can want one address:port, so the full check
     // runs once; with shared addresses it runs on every sync.
-    if (this.options.checkClaimsEverySync || !this.current) checkClaims(claims(state, { nodeportHop: this.options.nodeportHop }));
+    if (this.options.checkClaimsEverySync || !this.current) checkClaims(claims(state));
     const summary: SyncSummary = { opened: 0, closed: 0, kept: 0, podsStarted: 0, podsStopped: 0, durationMs: 0 };
     const previous = this.current;
     const addedPods: string[] = [];
