@@ -131,3 +131,23 @@ test('a client that never reads: backpressure keeps portlab memory flat', async 
     await m.cleanup();
   }
 });
+
+test('the fd limit is raised to the hard limit and reported at start', async (t) => {
+  const r = range(124);
+  // prlimit starts portlab with a low soft limit; portlab (and Node) raise it to the hard limit.
+  const result = await runCli(['up', '-f', SEED, ...r.args, '--max-connections', '100', '--drain-timeout', '0'], undefined, 20_000, ['prlimit', '--nofile=512:8192', 'timeout', '--preserve-status', '-s', 'TERM', '3']);
+  t.is(result.code, 0, result.stderr);
+  t.regex(result.stdout, /fd limit: 8192( \(raised from 512\))? · --max-connections 100 × 4 listeners × 2 fds = 800/);
+});
+
+test('--addresses shared: one address for every layer; a clash fails at start naming both owners', async (t) => {
+  const r = range(125);
+  const shared = ['--addresses', 'shared', '--node-address', r.node, '--admin', 'off'];
+  const ok = await runCli(['routes', '-f', SEED, ...shared]);
+  t.regex(ok.stdout, new RegExp(`node ${r.node.replaceAll('.', '\\.')}:30000 → service ${r.node.replaceAll('.', '\\.')}:8080 → pod ${r.node.replaceAll('.', '\\.')}:5000`));
+  // Two replicas both want 5000 on the one address.
+  const clash = await runCli(['up', '-f', SEED, '-f', 'fixtures/my-app.yml', ...shared]);
+  t.is(clash.code, 3);
+  t.regex(clash.stderr, new RegExp(`${r.node.replaceAll('.', '\\.')}:5000/TCP is wanted twice: by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\), and by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\)`));
+  t.true(await isClosed(r.node, 30000), 'nothing was started');
+});

@@ -200,3 +200,23 @@ test('a backend that is down: the client is reset at once, and the failure is co
     await m.cleanup();
   }
 });
+
+test('--idle-timeout closes an idle L4 connection, at both layers', async (t) => {
+  await withForwarding(117, () => {}, async (_r, layers) => {
+    for (const [layer, host, port] of layers) {
+      const outcome = await new Promise<string>((resolve) => {
+        const c = net.connect({ host, port });
+        const timer = setTimeout(() => {
+          c.destroy();
+          resolve('still open after 5 s');
+        }, 5000);
+        c.on('close', () => {
+          clearTimeout(timer);
+          resolve('closed');
+        });
+        c.on('error', () => {});
+      });
+      t.is(outcome, 'closed', layer);
+    }
+  }, ['--idle-timeout', '300ms']);
+});

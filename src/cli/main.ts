@@ -8,6 +8,7 @@ import { hostsLines, routeLines, routesJson } from './routes-table.js';
 import { parseOptions, USAGE, type Options } from './options.js';
 import { watchManifests } from './watch.js';
 import { addHosts, removeHosts } from './hosts.js';
+import { describeFdLimit, raiseFdLimit } from './fd-limit.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const err = (line: string) => process.stderr.write(`${line}\n`);
@@ -76,12 +77,14 @@ async function podCommand(options: Options): Promise<number> {
 }
 
 async function up(options: Options): Promise<number> {
+  const fdLimit = raiseFdLimit();
   const { portlab, state, summary } = await Portlab.start(options);
   for (const note of state.notes) err(`note: ${note}`);
   for (const w of state.warnings) err(`warning: ${w}`);
   out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
   for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true })) out(line);
   if (portlab.admin && options.admin) out(`admin:   http://${options.admin.host}:${options.admin.port}/  (dashboard, /metrics, /healthz)`);
+  out(describeFdLimit(fdLimit, portlab.proxier.openListeners, options.maxConnections));
   let hostsWritten = false;
   if (options.writeHosts) {
     try {
