@@ -335,7 +335,9 @@ export class Proxier {
       if (flow.localOnly) localNode = flow.entryNode;
       else if (layer === 'service' && flow.entryNode === undefined && svc.internalTrafficPolicy === 'Local') localNode = flow.clientNode ?? firstNode;
       const ep = balancer.pick(flow.clientAddress, localNode);
-      return ep && toUpstream(ep);
+      // A Local policy with no endpoint on the node DROPs in kube-proxy; anything else with none is REJECTed.
+      if (!ep) return localNode !== undefined && balancer.endpoints.length > 0 ? DROP : undefined;
+      return toUpstream(ep);
     });
   }
 
