@@ -25,7 +25,7 @@ export class Portlab {
 
   private constructor(
     readonly options: RuntimeOptions,
-    log: TrafficLog,
+    private readonly log: TrafficLog,
   ) {
     this.observers = new Observers(this.metrics, log);
     this.proxier = new Proxier(
@@ -112,5 +112,11 @@ export class Portlab {
     for (const t of this.respawn) clearTimeout(t);
     await this.admin?.close();
     await this.proxier.close(drainMs);
+    this.log.flush(); // the last lines of the drain are not lost
+  }
+
+  /** flushLog writes log lines still waiting for the end of this event-loop turn. */
+  flushLog(): void {
+    this.log.flush();
   }
 }

@@ -70,8 +70,14 @@ function statusColor(c: (code: number, s: string) => string, status: number | un
   return c(status >= 500 ? 31 : status >= 400 ? 33 : 32, String(status));
 }
 
-/** TrafficLog writes records to a stream in the chosen format. */
+/**
+ * TrafficLog writes records to a stream in the chosen format. Lines written in one turn of the event loop go out in
+ * one write: under load that is one syscall for many requests instead of one each.
+ */
 export class TrafficLog {
+  private pending: string[] = [];
+  private scheduled = false;
+
   constructor(
     private readonly format: LogFormat,
     private readonly out: NodeJS.WritableStream = process.stdout,
@@ -84,6 +90,19 @@ export class TrafficLog {
 
   write(record: FlowRecord): void {
     if (this.format === 'none') return;
-    this.out.write(this.format === 'json' ? `${JSON.stringify(record)}\n` : `${formatText(record, this.useColor)}\n`);
+    this.pending.push(this.format === 'json' ? JSON.stringify(record) : formatText(record, this.useColor));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** flush writes what is pending; shutdown calls it so no line is lost. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const lines = this.pending;
+    this.pending = [];
+    this.out.write(`${lines.join('\n')}\n`);
   }
 }

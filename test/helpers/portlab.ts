@@ -67,7 +67,13 @@ export async function startPortlab(r: Range, files: string[], extra: string[] = 
   const argv = ['up', ...files.flatMap((f) => ['-f', f]), ...r.args, '--drain-timeout', '1s', ...extra];
   const options = parseOptions(argv);
   const records: FlowRecord[] = [];
-  const sink = { write: (line: string) => (records.push(JSON.parse(line) as FlowRecord), true) } as unknown as NodeJS.WritableStream;
+  // One write may carry several lines: the log batches the lines of one event-loop turn.
+  const sink = {
+    write: (text: string) => {
+      for (const line of text.split('\n')) if (line) records.push(JSON.parse(line) as FlowRecord);
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream;
   const { portlab } = await Portlab.start(options, new TrafficLog('json', sink, false));
   return { portlab, records, close: () => portlab.close(200) };
 }
