@@ -149,6 +149,9 @@ test('reloads in quick succession coalesce; an invalid edit keeps the running co
     const health = await request(`http://${r.admin}/healthz`);
     t.is(health.statusCode, 503);
     t.regex(((await health.body.json()) as { lastError: string }).lastError, /nodePort: Invalid value: 80/);
+    const live = await request(`http://${r.admin}/livez`);
+    t.is(live.statusCode, 503);
+    await live.body.dump();
     const still = await request(`http://${r.node}:31000/`);
     t.is(still.statusCode, 200, 'the old config still serves');
     await still.body.dump();

@@ -48,7 +48,7 @@ export class AdminServer {
       return;
     }
     if (url.pathname === '/healthz' || url.pathname === '/livez') {
-      const ok = url.pathname === '/livez' || this.health.healthy;
+      const ok = this.health.healthy;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(this.health.json()));
       return;
     }
