@@ -3,6 +3,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { Client, Pool } from 'undici';
+import { writeBytes } from '../util/write-bytes.js';
 
 export interface Addr {
   host: string;
@@ -129,18 +130,7 @@ export async function bulk(addr: Addr, bytes: number, timeLimitMs: number): Prom
       const header = Buffer.alloc(8);
       header.writeBigUInt64BE(BigInt(bytes));
       s.write(header);
-      let left = bytes;
-      const pump = () => {
-        while (left > 0) {
-          const chunk = left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left);
-          left -= chunk.length;
-          if (!s.write(chunk)) {
-            s.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
+      writeBytes(s, CHUNK, bytes, () => {});
     });
   } finally {
     s.destroy();

@@ -5,6 +5,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { PodState } from '../model/desired-state.js';
 import { listenOn } from '../forward/tcp.js';
+import { writeBytes } from '../util/write-bytes.js';
 
 interface PortCounters {
   inFlight: number;
@@ -227,17 +228,5 @@ const FILLER = Buffer.alloc(64 * 1024, 'x');
 
 /** writeFiller streams n bytes with backpressure, so a large `?size=` never sits in memory. */
 function writeFiller(res: http.ServerResponse, n: number): void {
-  let left = n;
-  const pump = () => {
-    while (left > 0) {
-      const chunk = left >= FILLER.length ? FILLER : FILLER.subarray(0, left);
-      left -= chunk.length;
-      if (!res.write(chunk)) {
-        res.once('drain', pump);
-        return;
-      }
-    }
-    res.end();
-  };
-  pump();
+  writeBytes(res, FILLER, n, () => res.end());
 }
