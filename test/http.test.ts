@@ -1,12 +1,11 @@
 // L7 through http-proxy: intact bodies, original client, per-request balancing, every failure answered, hardening.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import test from 'ava';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { selectorless, tcpBackend } from './helpers/backends.js';
-import { MY_APP, SEED, range, sha256, startPortlab, tempManifest, waitFor, type Range, type Running } from './helpers/portlab.js';
+import { MY_APP, SEED, range, sha256, startPortlab, statusLine, tempManifest, waitFor, type Range, type Running } from './helpers/portlab.js';
 
 const MiB = 1024 * 1024;
 
@@ -223,20 +222,6 @@ test('WebSocket echo through node → service → pod, and an upgrade to a dead 
   }
 });
 
-/** raw sends bytes and returns the status line of the answer (or what happened instead). */
-function raw(host: string, port: number, payload: string | Buffer, opts: { keepOpen?: boolean } = {}): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    let data = '';
-    s.on('data', (d) => (data += d));
-    s.on('error', () => resolve(data.split('\r\n')[0] || 'reset'));
-    s.on('close', () => resolve(data.split('\r\n')[0] || 'closed without answer'));
-    s.setTimeout(8000, () => s.destroy());
-    if (opts.keepOpen) s.write(payload);
-    else s.end(payload);
-  });
-}
-
 test('malformed and smuggling requests are answered at the first hop and never reach a pod', async (t) => {
   await withSeed(138, async (r, run) => {
     const before = await podCounter(run, 'standin_http_requests_total');
@@ -251,12 +236,12 @@ test('malformed and smuggling requests are answered at the first hop and never r
     ];
     for (const [what, payload, status] of cases) {
       for (const [layer, host, port] of [['node', r.node, 30000], ['service', r.service(1), 8080]] as const) {
-        const line = await raw(host, port, payload);
+        const line = await statusLine(host, port, payload);
         t.true(line.startsWith(`HTTP/1.1 ${status}`), `${what} at ${layer}: ${line}`);
       }
     }
     // slowloris: headers never finish; --headers-timeout 1s answers 408.
-    const slow = await raw(r.node, 30000, 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ', { keepOpen: true });
+    const slow = await statusLine(r.node, 30000, 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ', { keepOpen: true });
     t.true(slow.startsWith('HTTP/1.1 408'), `slowloris: ${slow}`);
     t.is(await podCounter(run, 'standin_http_requests_total'), before, 'no malformed request reached a pod');
   }, ['--headers-timeout', '1s']);

@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import { parseManifests } from '../src/manifest/load.js';
 import { buildDesiredState } from '../src/model/desired-state.js';
 import { runCli, startCli } from './helpers/cli.js';
-import { FIXTURES, MY_APP, SEED, connectionOutcome, endOrReset, range, startPortlab, tempManifest, waitFor } from './helpers/portlab.js';
+import { FIXTURES, MY_APP, SEED, connectionOutcome, endOrReset, range, statusLine, startPortlab, tempManifest, waitFor } from './helpers/portlab.js';
 
 function services(extraPort: boolean, otherPort: number, withThird: boolean): string {
   return `apiVersion: v1
@@ -352,16 +352,7 @@ test('random bytes into every L4 and L7 listener: the process stays up, and L7 a
   try {
     const rand = prng(7);
     const junk = () => Buffer.from(Array.from({ length: 4096 }, () => Math.floor(rand() * 256)));
-    const answers = async (host: string, port: number) =>
-      new Promise<string>((resolve) => {
-        const s = net.connect({ host, port });
-        let data = '';
-        s.on('data', (d) => (data += d));
-        s.on('error', () => resolve(data.split('\r\n')[0] || 'reset'));
-        s.on('close', () => resolve(data.split('\r\n')[0] || 'closed'));
-        s.setTimeout(3000, () => s.destroy());
-        s.end(junk());
-      });
+    const answers = (host: string, port: number) => statusLine(host, port, junk(), { timeoutMs: 3000 });
     for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) t.regex(await answers(host, port), /^HTTP\/1\.1 400/, `L7 ${host}:${port}`);
     // L4 forwards the bytes as they are; the stand-in pod behind it (HTTP) rejects them.
     for (const [host, port] of [[r.node, 31000], [r.service(1), 8081]] as const) t.regex(await answers(host, port), /^HTTP\/1\.1 400|^closed|^reset/, `L4 ${host}:${port}`);

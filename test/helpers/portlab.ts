@@ -149,3 +149,17 @@ export function endOrReset(socket: net.Socket): Promise<{ how: string; bytes: nu
     });
   });
 }
+
+/** statusLine sends raw bytes and returns the first line of the answer, or 'reset' / 'closed' when none came. */
+export function statusLine(host: string, port: number, payload: string | Buffer, opts: { keepOpen?: boolean; timeoutMs?: number } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    let data = '';
+    s.on('data', (d) => (data += d));
+    s.on('error', () => resolve(data.split('\r\n')[0] || 'reset'));
+    s.on('close', () => resolve(data.split('\r\n')[0] || 'closed without answer'));
+    s.setTimeout(opts.timeoutMs ?? 8000, () => s.destroy());
+    if (opts.keepOpen) s.write(payload);
+    else s.end(payload);
+  });
+}
