@@ -39,10 +39,14 @@ export interface RunningCli {
   rssBytes(): number;
 }
 
-/** startCli runs `portlab up ...` and resolves once it prints "ready:". */
-export function startCli(args: string[], timeoutMs = 20_000): Promise<RunningCli> {
+/**
+ * startCli runs `portlab up ...` and resolves once it prints "ready:". A prefix such as
+ * `prlimit --nofile=512:8192` must exec the command, so the child PID stays portlab's own.
+ */
+export function startCli(args: string[], timeoutMs = 20_000, prefix: string[] = []): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...rest] = [...prefix, process.execPath, CLI, ...args] as [string, ...string[]];
+    const child = spawn(command, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
