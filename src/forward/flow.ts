@@ -1,5 +1,6 @@
 // flow.ts — one client's journey through portlab's hops, and the conntrack table that ties the hops together.
 import type net from 'node:net';
+import type { Upstream } from './route.js';
 
 export type Layer = 'node' | 'service' | 'loadbalancer' | 'pod';
 
@@ -42,6 +43,18 @@ export interface Flow {
   method?: string;
   path?: string;
   error?: string;
+}
+
+/**
+ * chosen records where a hop sends the flow. An endpoint (a stand-in pod or your own process) is the flow's pod; portlab's
+ * own inner hop is not, since the service hop picks the endpoint and records it there.
+ */
+export function chosen(flow: Flow, hop: HopTiming, up: Upstream): void {
+  hop.upstream = `${up.host}:${up.port}`;
+  if (up.internal) return;
+  flow.pod = hop.upstream;
+  flow.podName = up.podName;
+  flow.node = up.node;
 }
 
 let nextFlowId = 1;

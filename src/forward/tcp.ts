@@ -1,7 +1,7 @@
 // tcp.ts — the L4 forwarder: byte for byte, half-close, resets passed through, backpressure by pipe, noDelay both ways.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
+import { chosen, newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
 import { DROP, type Route } from './route.js';
 
 // How long a DROPped connection is held before portlab lets go; the client has long timed out by then.
@@ -82,12 +82,7 @@ export class TcpForwarder {
       });
       return;
     }
-    hop.upstream = `${up.host}:${up.port}`;
-    if (up.podName) {
-      flow.podName = up.podName;
-      flow.pod = hop.upstream;
-      flow.node = up.node;
-    }
+    chosen(flow, hop, up);
 
     const upstream = net.connect({ host: up.host, port: up.port, allowHalfOpen: true, noDelay: true });
     if (up.internal) this.conntrack.track(upstream, flow);

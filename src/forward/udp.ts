@@ -1,7 +1,7 @@
 // udp.ts — the UDP forwarder: one session per client address:port to one endpoint, ended after an idle timeout.
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { newFlow, newHop, type Conntrack, type Flow, type HopTiming } from './flow.js';
+import { chosen, newFlow, newHop, type Conntrack, type Flow, type HopTiming } from './flow.js';
 import { DROP, type Route, type Upstream } from './route.js';
 
 interface Session {
@@ -62,12 +62,7 @@ export class UdpForwarder {
       return undefined; // UDP has no reset to send; kube-proxy answers ICMP unreachable, which Node cannot send
     }
     route.observer.opened();
-    hop.upstream = `${up.host}:${up.port}`;
-    if (up.podName) {
-      flow.podName = up.podName;
-      flow.pod = hop.upstream;
-      flow.node = up.node;
-    }
+    chosen(flow, hop, up);
     const socket = dgram.createSocket({ type: 'udp4' });
     socket.on('error', () => {});
     const key = `${rinfo.address}:${rinfo.port}`;
