@@ -1,6 +1,7 @@
 // L7 through http-proxy: intact bodies, original client, per-request balancing, every failure answered, hardening.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import net from 'node:net';
 import test from 'ava';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -177,6 +178,75 @@ test('upstream dies mid-body: the client connection is destroyed, not left hangi
   } finally {
     await run.close();
     await dying.close();
+    await m.cleanup();
+  }
+});
+
+/** rawExchange sends one raw request and returns everything the server sent until it closed. */
+function rawExchange(host: string, port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port });
+    let data = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (data += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(data));
+    s.setTimeout(5000, () => s.destroy(new Error(`no close from ${host}:${port} after 5 s: ${JSON.stringify(data)}`)));
+    s.write(request);
+  });
+}
+
+function splitHead(raw: string): [string, string] {
+  const end = raw.indexOf('\r\n\r\n');
+  return [raw.slice(0, end), raw.slice(end + 4)];
+}
+
+test('response relay: end-to-end headers and their order kept, hop-by-hop headers dropped, HTTP/1.0 and HEAD framed right', async (t) => {
+  const r = range(139);
+  const pod = http.createServer((req, res) => {
+    if (req.url === '/empty') {
+      res.writeHead(204, { 'X-Custom': 'kept' }).end();
+      return;
+    }
+    // A hop-by-hop header named in Connection, plus Keep-Alive and chunked framing: none of them may cross the proxy.
+    res.setHeader('Connection', 'keep-alive, X-Hop');
+    res.setHeader('X-Hop', 'drop-me');
+    res.setHeader('X-Saw', `connection=${req.headers.connection} client-hop=${req.headers['x-client-hop'] ?? 'none'}`);
+    res.setHeader('Set-Cookie', ['a=1', 'b=2']);
+    res.setHeader('X-Custom', 'kept');
+    res.write('hello ');
+    res.end('world');
+  });
+  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
+  const m = await tempManifest(selectorless('relay', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
+  const run = await startPortlab(r, [m.file]);
+  try {
+    for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) {
+      const at = `${host}:${port}`;
+      const v11 = await rawExchange(host, port, `GET / HTTP/1.1\r\nHost: relay\r\nConnection: close, X-Client-Hop\r\nX-Client-Hop: 1\r\n\r\n`);
+      const [head11, body11] = splitHead(v11);
+      t.regex(head11, /^HTTP\/1\.1 200 OK\r\n/, at);
+      t.regex(head11, /\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Custom: kept\r\n/, `${at}: end-to-end headers in the pod's order`);
+      t.regex(head11, /\r\nX-Saw: connection=keep-alive client-hop=none\r\n/, `${at}: the client's hop-by-hop headers stop at portlab; the pod connection stays pooled`);
+      t.notRegex(head11, /\r\n(X-Hop|Keep-Alive):/i, `${at}: hop-by-hop headers dropped`);
+      t.regex(head11, /\r\nConnection: close/i, `${at}: portlab answers the client's own Connection`);
+      t.regex(head11, /\r\nTransfer-Encoding: chunked/i, `${at}: HTTP/1.1 without a length is chunked`);
+      t.is(body11, '6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n', `${at}: body intact`);
+
+      const v10 = await rawExchange(host, port, `GET / HTTP/1.0\r\nHost: relay\r\n\r\n`);
+      const [head10, body10] = splitHead(v10);
+      t.notRegex(head10, /Transfer-Encoding/i, `${at}: no chunked framing for an HTTP/1.0 client`);
+      t.is(body10, 'hello world', `${at}: HTTP/1.0 body ends with the connection: ${JSON.stringify(v10)}`);
+
+      const head = await rawExchange(host, port, `HEAD / HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`);
+      t.true(head.endsWith('\r\n\r\n'), `${at}: HEAD has no body: ${JSON.stringify(head.slice(-40))}`);
+      const empty = await rawExchange(host, port, `GET /empty HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`);
+      t.regex(empty, /^HTTP\/1\.1 204 No Content\r\n[^]*X-Custom: kept\r\n[^]*\r\n\r\n$/, `${at}: 204 relayed with no body`);
+    }
+  } finally {
+    await run.close();
+    await new Promise<void>((resolve) => pod.close(() => resolve()));
+    pod.closeAllConnections();
     await m.cleanup();
   }
 });

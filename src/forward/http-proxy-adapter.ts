@@ -23,6 +23,8 @@ export interface ProxyAdapterOptions {
 
 interface RequestContext {
   hooks: ProxyHooks;
+  /** proxyReq lets a client abort reach the request to the pod. */
+  proxyReq: http.ClientRequest | undefined;
   timedOut: boolean;
 }
 
@@ -36,9 +38,54 @@ const contexts = {
   },
 };
 
+// Hop-by-hop headers (RFC 9110 §7.6.1) end at portlab: Node's server writes its own Connection and framing for the client.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+// Their name lengths: a header of any other length is end-to-end without lower-casing it (no string made per header).
+const HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
+
+/** endToEndHeaders is the pod's raw header list without hop-by-hop headers, names and order as the pod sent them. */
+function endToEndHeaders(proxyRes: http.IncomingMessage): string[] {
+  const raw = proxyRes.rawHeaders;
+  const named = proxyRes.headers.connection;
+  // Connection may name more hop-by-hop headers; the usual "keep-alive" or "close" names none.
+  const listed = named === undefined || named === 'keep-alive' || named === 'close' ? undefined : named.toLowerCase().split(',').map((h) => h.trim());
+  const kept: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (HOP_LENGTHS.has(name.length) || listed !== undefined) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || listed?.includes(lower)) continue;
+    }
+    kept.push(name, raw[i + 1]!);
+  }
+  return kept;
+}
+
+/**
+ * relayResponse sends the pod's answer on: status, end-to-end headers in one writeHead, then the body with
+ * backpressure. It stands in for http-proxy's outgoing passes and pipe() (its documented selfHandleResponse option),
+ * which set each header with its own call and attach eight stream listeners to every response.
+ */
+function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse): void {
+  if (res.headersSent || res.destroyed) {
+    proxyRes.resume();
+    return;
+  }
+  res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, endToEndHeaders(proxyRes));
+  proxyRes.on('data', (chunk: Buffer) => {
+    if (!res.write(chunk)) {
+      proxyRes.pause();
+      res.once('drain', () => proxyRes.resume());
+    }
+  });
+  proxyRes.once('end', () => res.end());
+}
+
 /** keepAliveAgent pools upstream sockets; `internal` sockets are portlab's own node → service hop, tracked like conntrack. */
 function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
-  const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 512, maxFreeSockets: 256, timeout: 30_000 });
+  // No agent `timeout`: it makes Node arm and re-arm a socket timer and listener on every request. Idle pooled sockets
+  // end when the pod's own keep-alive timeout closes them, and at most maxFreeSockets wait per pod.
+  const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 512, maxFreeSockets: 256 });
   const create = (options: net.NetConnectOpts): net.Socket => {
     const socket = net.createConnection(options);
     socket.setNoDelay(true);
@@ -58,7 +105,6 @@ export class ProxyAdapter {
    * per-request options object is merged and parsed (http-proxy's per-call options cost as much as the rest).
    */
   private readonly proxies = new Map<string, httpProxy>();
-
   constructor(private readonly options: ProxyAdapterOptions) {
     this.internalAgent = keepAliveAgent(options.conntrack);
     this.podAgent = keepAliveAgent(undefined);
@@ -69,8 +115,15 @@ export class ProxyAdapter {
     let proxy = this.proxies.get(key);
     if (proxy) return proxy;
     // xfwd stays off: portlab writes X-Forwarded-* itself, so the original client survives the node → service hop.
-    proxy = httpProxy.createProxyServer({ target: { host, port, protocol: 'http:' }, agent: internal ? this.internalAgent : this.podAgent, xfwd: false, changeOrigin: false, ws: true });
-    proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq, req, res));
+    proxy = httpProxy.createProxyServer({
+      target: { host, port, protocol: 'http:' },
+      agent: internal ? this.internalAgent : this.podAgent,
+      xfwd: false,
+      changeOrigin: false,
+      ws: true,
+      selfHandleResponse: true,
+    });
+    proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
     proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req, res));
     // Without an 'error' listener http-proxy takes the process down. Every error ends in the request's onFailure.
     proxy.on('error', (err: NodeJS.ErrnoException, req, resOrSocket) => this.onError(err, req, resOrSocket));
@@ -78,9 +131,10 @@ export class ProxyAdapter {
     return proxy;
   }
 
-  private onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage, res: http.ServerResponse): void {
+  private onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage): void {
     const ctx = contexts.get(req);
     if (!ctx) return;
+    ctx.proxyReq = proxyReq;
     if (this.options.upstreamTimeoutMs > 0) {
       proxyReq.setTimeout(this.options.upstreamTimeoutMs, () => {
         ctx.timedOut = true;
@@ -91,18 +145,16 @@ export class ProxyAdapter {
     const socket = proxyReq.socket as net.Socket | null;
     if (socket?.connecting) socket.once('connect', () => ctx.hooks.onUpstreamSocket?.(performance.now()));
     else ctx.hooks.onUpstreamSocket?.(performance.now());
-    // http-proxy does not cancel the upstream request when the client goes away (http-proxy#1586).
-    res.once('close', () => {
-      if (!res.writableFinished) proxyReq.destroy();
-    });
   }
 
   private onProxyRes(proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse): void {
-    contexts.get(req)?.hooks.onResponse?.(proxyRes.statusCode ?? 0);
+    const ctx = contexts.get(req);
+    ctx?.hooks.onResponse?.(proxyRes.statusCode ?? 0);
     // An upstream that dies mid-body must not leave the client with a 200 and a hang: cut the client too.
     proxyRes.once('close', () => {
       if (!proxyRes.complete) res.destroy();
     });
+    relayResponse(proxyRes, res);
   }
 
   private onError(err: NodeJS.ErrnoException, req: http.IncomingMessage, resOrSocket: http.ServerResponse | net.Socket): void {
@@ -124,13 +176,23 @@ export class ProxyAdapter {
 
   /** web forwards one request. Every failure ends in hooks.onFailure, before or instead of a response. */
   web(req: http.IncomingMessage, res: http.ServerResponse, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
-    contexts.set(req, { hooks, timedOut: false });
+    contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
     this.proxyFor(host, port, internal).web(req, res);
+  }
+
+  /**
+   * cancel is called when the client's response closes. Unless the answer went out in full, the request to the pod is
+   * cancelled too: http-proxy does not do this itself (http-proxy#1586).
+   */
+  cancel(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ctx = contexts.get(req);
+    if (!ctx) return;
+    if (!res.writableFinished) ctx.proxyReq?.destroy();
   }
 
   /** ws forwards a WebSocket upgrade. On failure the raw socket is closed: a socket has no writeHead. */
   ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
-    contexts.set(req, { hooks, timedOut: false });
+    contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
     this.proxyFor(host, port, internal).ws(req, socket, head);
   }
 

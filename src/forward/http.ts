@@ -3,7 +3,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
+import { chosen, newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
 import type { ProxyAdapter } from './http-proxy-adapter.js';
 import { DROP, type Route } from './route.js';
 import { closeServer, listenOn } from './tcp.js';
@@ -102,7 +102,11 @@ export class HttpForwarder {
       }
       route.observer.request?.(flow, hop, outer);
     };
-    res.once('close', finish);
+    // One 'close' listener per request does both jobs: record the request, and cancel the pod's request if unfinished.
+    res.once('close', () => {
+      this.proxy.cancel(req, res);
+      finish();
+    });
 
     const up = route.choose(flow);
     if (up === undefined) {
@@ -115,13 +119,9 @@ export class HttpForwarder {
       flow.error = 'dropped (externalTrafficPolicy: Local, no local endpoint)';
       return; // say nothing, as a DROP rule does; the socket's own timeouts end it
     }
-    hop.upstream = `${up.host}:${up.port}`;
-    if (up.podName) {
-      flow.podName = up.podName;
-      flow.pod = hop.upstream;
-      flow.node = up.node;
-    }
+    chosen(flow, hop, up);
     setForwardedHeaders(req, flow, outer, socket);
+    keepUpstreamAlive(req);
     if (up.internal) {
       this.conntrack.publish(flow);
       req.headers[FLOW_HEADER] = String(flow.id);
@@ -203,6 +203,24 @@ function setForwardedHeaders(req: http.IncomingMessage, flow: Flow, outer: boole
   req.headers['x-forwarded-port'] = String(socket.localPort ?? '');
   req.headers['x-forwarded-proto'] = 'http';
   if (req.headers.host) req.headers['x-forwarded-host'] = req.headers.host;
+}
+
+/**
+ * keepUpstreamAlive drops the client's hop-by-hop request headers (RFC 9110 §7.6.1): its `Connection: close` ends
+ * its own connection to portlab, not portlab's pooled connection to the pod. Most requests carry none, and pay nothing.
+ */
+function keepUpstreamAlive(req: http.IncomingMessage): void {
+  const h = req.headers;
+  const connection = h.connection;
+  if (connection !== undefined && connection !== 'keep-alive') {
+    for (const token of connection.toLowerCase().split(',')) {
+      const name = token.trim();
+      if (name !== 'close' && name !== 'keep-alive' && name !== 'host') delete h[name];
+    }
+    h.connection = 'keep-alive';
+  }
+  if (h['keep-alive'] !== undefined) delete h['keep-alive'];
+  if (h['proxy-connection'] !== undefined) delete h['proxy-connection'];
 }
 
 /** connectionFlow is a minimal flow for connection-level counters of an L7 listener (requests are logged on their own). */
