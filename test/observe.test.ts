@@ -3,6 +3,8 @@ import test from 'ava';
 import { Agent, request } from 'undici';
 import { runCli } from './helpers/cli.js';
 import { SEED, range, startPortlab, waitFor } from './helpers/portlab.js';
+import { newFlow, newHop, type Flow } from '../src/forward/flow.js';
+import { isoNow, jsonLine, toRecord } from '../src/observe/log.js';
 
 test('a request through the node layer gives exactly one log line whose route names node, service and pod, with hop timings', async (t) => {
   const r = range(150);
@@ -92,4 +94,28 @@ test('routes -o json and -o wide print the translation table', async (t) => {
   );
   const wide = await runCli(['routes', '-o', 'wide', '-f', SEED, '-f', 'fixtures/my-app.yml']);
   t.regex(wide.stdout, /endpoint 127\.244\.0\.1:5000 {2}pod my-app-\w+-\w+ {2}node-1/);
+});
+
+test('JSON log lines written straight from a flow equal JSON.stringify of its record, escapes and left-out fields included', (t) => {
+  const flows: Flow[] = [];
+  const rejected = newFlow({ servicePort: 'default/a:http', protocol: 'TCP', mode: 'tcp', clientAddress: '127.0.0.1', clientPort: 1 });
+  rejected.hops.push(newHop('service', '10.0.0.1:80'));
+  rejected.error = 'no endpoints';
+  flows.push(rejected);
+  const request = newFlow({ servicePort: 'ns/b:web', protocol: 'TCP', mode: 'http', clientAddress: '::1', clientPort: 65535 });
+  for (const layer of ['node', 'service'] as const) {
+    const hop = newHop(layer, `127.0.0.1:${layer === 'node' ? 30000 : 8080}`);
+    hop.upstream = '127.244.0.1:5000';
+    hop.connectMs = 0.123456;
+    hop.durationMs = 12.3456789;
+    request.hops.push(hop);
+  }
+  Object.assign(request, { pod: '127.244.0.1:5000', podName: 'b-1', node: 'node-1', status: 200, method: 'GET', path: '/q?"x"=\\y&z=\u00e9\u2028\t\u0001', bytesIn: 10, bytesOut: 20 });
+  request.error = 'upstream "quoted" failure';
+  flows.push(request);
+  const udp = newFlow({ servicePort: 'default/dns:dns', protocol: 'UDP', mode: 'udp', clientAddress: '127.0.0.2', clientPort: 53 });
+  flows.push(udp);
+  const time = isoNow();
+  for (const flow of flows) t.is(jsonLine(flow, time), JSON.stringify(toRecord(flow, time)));
+  t.is(isoNow(1700000000007), new Date(1700000000007).toISOString());
 });

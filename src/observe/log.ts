@@ -26,12 +26,25 @@ export interface FlowRecord {
 
 const round = (n: number | undefined) => (n === undefined ? undefined : Math.round(n * 1000) / 1000);
 
-export function toRecord(flow: Flow): FlowRecord {
+// isoNow is new Date().toISOString() with the date and second part kept until the second changes: one Date per second
+// instead of one per line, which cost more than the rest of a JSON line.
+let secondStart = -1;
+let secondPrefix = '';
+export function isoNow(now = Date.now()): string {
+  const second = now - (now % 1000);
+  if (second !== secondStart) {
+    secondStart = second;
+    secondPrefix = new Date(second).toISOString().slice(0, 20);
+  }
+  return `${secondPrefix}${String(now - second).padStart(3, '0')}Z`;
+}
+
+export function toRecord(flow: Flow, time = isoNow()): FlowRecord {
   const route: FlowRecord['route'] = {};
   for (const h of flow.hops) route[h.layer as 'node'] = h.listen;
   if (flow.pod) route.pod = flow.pod;
   return {
-    time: new Date().toISOString(),
+    time,
     kind: flow.mode === 'http' ? 'request' : flow.mode === 'udp' ? 'session' : 'connection',
     servicePort: flow.servicePort,
     protocol: flow.protocol,
@@ -49,6 +62,32 @@ export function toRecord(flow: Flow): FlowRecord {
     hops: flow.hops.map((h) => ({ layer: h.layer, listen: h.listen, upstream: h.upstream, connectMs: round(h.connectMs), durationMs: round(h.durationMs) })),
     error: flow.error,
   };
+}
+
+// JSON fragments for jsonLine: a field is left out when undefined, as JSON.stringify does.
+const str = (v: string) => JSON.stringify(v);
+const optStr = (key: string, v: string | undefined) => (v === undefined ? '' : `,"${key}":${str(v)}`);
+const optNum = (key: string, v: number | undefined) => (v === undefined ? '' : `,"${key}":${v}`);
+
+/**
+ * jsonLine is JSON.stringify(toRecord(flow)), character for character, written straight from the flow: no record
+ * object and no generic serializer walk per request. test/observe.test.ts checks the two stay identical.
+ */
+export function jsonLine(flow: Flow, time = isoNow()): string {
+  let route = '';
+  for (const h of flow.hops) route += `${route ? ',' : ''}${str(h.layer)}:${str(h.listen)}`;
+  if (flow.pod !== undefined) route += `${route ? ',' : ''}"pod":${str(flow.pod)}`;
+  let hops = '';
+  for (const h of flow.hops) {
+    hops += `${hops ? ',' : ''}{"layer":${str(h.layer)},"listen":${str(h.listen)}${optStr('upstream', h.upstream)}${optNum('connectMs', round(h.connectMs))}${optNum('durationMs', round(h.durationMs))}}`;
+  }
+  const kind = flow.mode === 'http' ? 'request' : flow.mode === 'udp' ? 'session' : 'connection';
+  return (
+    `{"time":"${time}","kind":"${kind}","servicePort":${str(flow.servicePort)},"protocol":${str(flow.protocol)},"mode":${str(flow.mode)},` +
+    `"client":${str(`${flow.clientAddress}:${flow.clientPort}`)},"route":{${route}}${optStr('pod', flow.podName)}${optStr('node', flow.node)}` +
+    `${optNum('status', flow.status)}${optStr('method', flow.method)}${optStr('path', flow.path)},"bytesIn":${flow.bytesIn},"bytesOut":${flow.bytesOut}` +
+    `${optNum('durationMs', round(flow.hops[0]?.durationMs))},"hops":[${hops}]${optStr('error', flow.error)}}`
+  );
 }
 
 const color = (on: boolean) => (code: number, s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -88,9 +127,14 @@ export class TrafficLog {
     return this.format !== 'none';
   }
 
-  write(record: FlowRecord): void {
+  get json(): boolean {
+    return this.format === 'json';
+  }
+
+  /** write takes a finished line (jsonLine) or a record to format as text. */
+  write(entry: FlowRecord | string): void {
     if (this.format === 'none') return;
-    this.pending.push(this.format === 'json' ? JSON.stringify(record) : formatText(record, this.useColor));
+    this.pending.push(typeof entry === 'string' ? entry : this.format === 'json' ? JSON.stringify(entry) : formatText(entry, this.useColor));
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
