@@ -5,7 +5,8 @@ import test from 'ava';
 import { request } from 'undici';
 import { selectorless, tcpBackend } from './helpers/backends.js';
 import { runCli, startCli } from './helpers/cli.js';
-import { SEED, isClosed, range, tempManifest, waitFor } from './helpers/portlab.js';
+import { NODE_FLAGS } from '../src/cli/node-flags.js';
+import { CLI, ROOT, SEED, isClosed, range, tempManifest, waitFor } from './helpers/portlab.js';
 
 test('a nodePort in use: exit 3, a message naming Service, field and address, and nothing left listening', async (t) => {
   const r = range(120);
@@ -154,4 +155,20 @@ test('--addresses shared: one address for every layer; a clash fails at start na
   t.is(clash.code, 3);
   t.regex(clash.stderr, new RegExp(`${r.node.replaceAll('.', '\\.')}:5000/TCP is wanted twice: by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\), and by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\)`));
   t.true(await isClosed(r.node, 30000), 'nothing was started');
+});
+
+test("portlab's Node flags are the same in the CLI's shebang, `npm start` and the running process", async (t) => {
+  const flags = NODE_FLAGS.join(' ');
+  t.is(readFileSync(CLI, 'utf8').split('\n')[0], `#!/usr/bin/env -S node ${flags}`);
+  const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: Record<string, string> };
+  t.true(pkg.scripts.start!.startsWith(`node ${flags} dist/src/cli/main.js `), pkg.scripts.start);
+  // Started through its shebang, as `npx portlab` does: the flags reach the process.
+  const r = range(127);
+  const cli = await startCli(['up', '-f', SEED, ...r.args], 20_000, [], true);
+  try {
+    const argv = readFileSync(`/proc/${cli.child.pid}/cmdline`, 'utf8').split('\0');
+    for (const flag of NODE_FLAGS) t.true(argv.includes(flag), argv.join(' '));
+  } finally {
+    t.is(await cli.stop(), 0);
+  }
 });

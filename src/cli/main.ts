@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // main.ts — the CLI, top to bottom: parse → load → start → print → wait for a signal → drain → exit.
 import { readFileSync } from 'node:fs';
 import { PortlabError, isPortlabError } from '../errors.js';

@@ -1,6 +1,7 @@
 // cli.ts (test helper) — run the real `portlab` binary as a child process, and stop only the PIDs we started.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { CLI, ROOT } from './portlab.js';
 
 export interface CliResult {
@@ -12,7 +13,7 @@ export interface CliResult {
 /** runCli runs a command to completion (validate, routes, a failing up) with a time bound. */
 export function runCli(args: string[], input?: string, timeoutMs = 20_000, prefix: string[] = []): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const [command, ...rest] = [...prefix, process.execPath, CLI, ...args] as [string, ...string[]];
+    const [command, ...rest] = [...prefix, process.execPath, ...NODE_FLAGS, CLI, ...args] as [string, ...string[]];
     const child = spawn(command, rest, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -41,11 +42,13 @@ export interface RunningCli {
 
 /**
  * startCli runs `portlab up ...` and resolves once it prints "ready:". A prefix such as
- * `prlimit --nofile=512:8192` must exec the command, so the child PID stays portlab's own.
+ * `prlimit --nofile=512:8192` must exec the command, so the child PID stays portlab's own. viaShebang runs the CLI file
+ * itself, as `npx portlab` does.
  */
-export function startCli(args: string[], timeoutMs = 20_000, prefix: string[] = []): Promise<RunningCli> {
+export function startCli(args: string[], timeoutMs = 20_000, prefix: string[] = [], viaShebang = false): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
-    const [command, ...rest] = [...prefix, process.execPath, CLI, ...args] as [string, ...string[]];
+    const node = viaShebang ? [] : [process.execPath, ...NODE_FLAGS];
+    const [command, ...rest] = [...prefix, ...node, CLI, ...args] as [string, ...string[]];
     const child = spawn(command, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
