@@ -1,6 +1,6 @@
 // processes.ts — the benchmark's child processes (backend, portlab, baselines, HAProxy, nginx): start, wait, stop by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,12 +18,26 @@ export interface Child {
 
 const started: Child[] = [];
 
-/** startChild spawns a process and resolves when its stdout contains `ready` (or it listens, for HAProxy and nginx). */
-export function startChild(name: string, command: string, args: string[], readyWord = 'ready', timeoutMs = 15_000): Promise<Child> {
+export interface ChildOptions {
+  readyWord?: string;
+  timeoutMs?: number;
+  /**
+   * stdoutFile takes the child's standard output (portlab's traffic log) as `> FILE` would, and readiness is read
+   * from the file. A pipe would make this process, the load generator, read every log line during the rounds it times.
+   */
+  stdoutFile?: string;
+}
+
+/** startChild spawns a process and resolves when its standard output contains the ready word ("ready"). */
+export function startChild(name: string, command: string, args: string[], options: ChildOptions = {}): Promise<Child> {
+  const { readyWord = 'ready', timeoutMs = 15_000, stdoutFile } = options;
   return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const fd = stdoutFile ? openSync(stdoutFile, 'w') : undefined;
+    const proc = spawn(command, args, { stdio: ['ignore', fd ?? 'pipe', 'pipe'] });
+    if (fd !== undefined) closeSync(fd); // the child holds its own copy
     let out = '';
     let err = '';
+    let poll: NodeJS.Timeout | undefined;
     const child: Child = {
       name,
       proc,
@@ -35,23 +49,36 @@ export function startChild(name: string, command: string, args: string[], readyW
           setTimeout(() => proc.kill('SIGKILL'), 3000).unref();
         }),
     };
+    const ready = () => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      started.push(child);
+      resolve(child);
+    };
     const timer = setTimeout(() => {
+      clearInterval(poll);
       proc.kill('SIGKILL');
       reject(new Error(`${name} did not start in ${timeoutMs} ms\n${out}\n${err}`));
     }, timeoutMs);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      if (out.includes(readyWord)) {
-        clearTimeout(timer);
-        proc.stdout!.removeAllListeners('data');
-        proc.stdout!.resume(); // keep draining: a full pipe would stall the child
-        started.push(child);
-        resolve(child);
-      }
-    });
+    if (stdoutFile) {
+      poll = setInterval(() => {
+        out = readFileSync(stdoutFile, 'utf8');
+        if (out.includes(readyWord)) ready();
+      }, 25);
+    } else {
+      proc.stdout!.on('data', (d) => {
+        out += d;
+        if (out.includes(readyWord)) {
+          proc.stdout!.removeAllListeners('data');
+          proc.stdout!.resume(); // keep draining: a full pipe would stall the child
+          ready();
+        }
+      });
+    }
     proc.stderr!.on('data', (d) => (err += d));
     proc.once('exit', (code) => {
       clearTimeout(timer);
+      clearInterval(poll);
       reject(new Error(`${name} exited with ${code}\n${out}\n${err}`));
     });
   });

@@ -1,8 +1,10 @@
 // run.ts — `portlab bench`: every layer measured in one interleaved run, next to a bare Node pipe and, when installed,
 // HAProxy and nginx. The load generator is this process; the backend, portlab and the baselines are children.
+import { statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { NODE_FLAGS } from '../cli/node-flags.js';
 import type { Options } from '../cli/options.js';
 import { bulk, connRate, httpLatency, httpThroughput, pingPong, type Addr } from './measure.js';
 import { ADDR, BENCH_PORTS, SERVICE, benchManifest } from './plan.js';
@@ -79,8 +81,11 @@ export async function runBench(options: Options): Promise<number> {
     progress('starting backend, portlab and baselines…');
     await startChild('backend', process.execPath, [new URL('./backend.js', import.meta.url).pathname, ADDR.backend]);
     const common = ['up', '-f', manifest, '--log-format', 'json'];
-    const portlab = await startChild('portlab', process.execPath, [CLI, ...common, '--node-address', A.node, '--service-cidr', A.serviceCidr, '--pod-cidr', A.podCidr, '--admin', A.admin]);
-    await startChild('portlab-direct', process.execPath, [CLI, ...common, '--nodeport-hop', 'direct', '--node-address', B.node, '--service-cidr', B.serviceCidr, '--pod-cidr', B.podCidr, '--admin', 'off']);
+    // Each portlab writes its traffic log to a file, as `portlab up > traffic.log` would: logging stays on, and its
+    // cost falls on portlab, not on this process.
+    const logs = [path.join(dir, 'portlab.log'), path.join(dir, 'portlab-direct.log')] as const;
+    const portlab = await startChild('portlab', process.execPath, [...NODE_FLAGS, CLI, ...common, '--node-address', A.node, '--service-cidr', A.serviceCidr, '--pod-cidr', A.podCidr, '--admin', A.admin], { stdoutFile: logs[0] });
+    await startChild('portlab-direct', process.execPath, [...NODE_FLAGS, CLI, ...common, '--nodeport-hop', 'direct', '--node-address', B.node, '--service-cidr', B.serviceCidr, '--pod-cidr', B.podCidr, '--admin', 'off'], { stdoutFile: logs[1] });
     await startChild('baselines', process.execPath, [new URL('./baselines.js', import.meta.url).pathname, ADDR.pipe, ADDR.httpProxy, ADDR.backend]);
     const haproxy = await startHaproxy().catch((e: Error) => `HAProxy failed to start: ${e.message}`);
     const nginx = await startNginx().catch((e: Error) => `nginx failed to start: ${e.message}`);
@@ -141,6 +146,8 @@ export async function runBench(options: Options): Promise<number> {
       }
     }
     const cpuAfter = cpuAndPeakRss(portlab.proc.pid!);
+    const logged = logs.map((f) => (statSync(f).size / 1048576).toFixed(1));
+    notes.push(`portlab logged every connection and request as JSON lines to a file, as \`portlab up > traffic.log\` does: ${logged[0]} MiB and ${logged[1]} MiB`);
     progress('');
     if (tty) process.stderr.write('\r\x1b[K');
 
