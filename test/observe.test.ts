@@ -110,7 +110,7 @@ test('JSON log lines written straight from a flow equal JSON.stringify of its re
     hop.durationMs = 12.3456789;
     request.hops.push(hop);
   }
-  Object.assign(request, { pod: '127.244.0.1:5000', podName: 'b-1', node: 'node-1', status: 200, method: 'GET', path: '/q?"x"=\\y&z=\u00e9\u2028\t\u0001', bytesIn: 10, bytesOut: 20 });
+  Object.assign(request, { pod: '127.244.0.1:5000', podName: 'b-1', node: 'node-1', status: 200, method: 'GET', path: '/q?"x"=\\y&z=\u00e9\u2028\t\u0001\ud800', bytesIn: 10, bytesOut: 20 });
   request.error = 'upstream "quoted" failure';
   flows.push(request);
   const udp = newFlow({ servicePort: 'default/dns:dns', protocol: 'UDP', mode: 'udp', clientAddress: '127.0.0.2', clientPort: 53 });

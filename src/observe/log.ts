@@ -64,8 +64,10 @@ export function toRecord(flow: Flow, time = isoNow()): FlowRecord {
   };
 }
 
-// JSON fragments for jsonLine: a field is left out when undefined, as JSON.stringify does.
-const str = (v: string) => JSON.stringify(v);
+// JSON fragments for jsonLine: a field is left out when undefined, as JSON.stringify does. Most strings here are
+// addresses and names with nothing to escape; only those that need it go through JSON.stringify.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+const str = (v: string) => (NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`);
 const optStr = (key: string, v: string | undefined) => (v === undefined ? '' : `,"${key}":${str(v)}`);
 const optNum = (key: string, v: number | undefined) => (v === undefined ? '' : `,"${key}":${v}`);
 
