@@ -18,18 +18,31 @@ const web = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
   req.on('end', () => res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length }).end(body));
 });
 
-// sink: the client sends an 8-byte length, then that many bytes; the sink answers one byte when all arrived.
+// sink: the client sends an 8-byte length, then that many bytes; the sink answers one byte when all arrived, and the
+// next transfer may follow on the same connection.
 const sink = net.createServer({ noDelay: true }, (s) => {
   s.on('error', () => {});
-  let expected = -1;
-  let got = 0;
+  let header = Buffer.alloc(0);
+  let remaining = -1;
   s.on('data', (chunk: Buffer) => {
-    if (expected < 0) {
-      expected = Number(chunk.readBigUInt64BE(0));
-      got = chunk.length - 8;
-    } else got += chunk.length;
-    if (expected >= 0 && got >= expected) s.end('k');
+    while (chunk.length > 0) {
+      if (remaining < 0) {
+        header = Buffer.concat([header, chunk]);
+        if (header.length < 8) return;
+        remaining = Number(header.readBigUInt64BE(0));
+        chunk = header.subarray(8);
+        header = Buffer.alloc(0);
+      }
+      const take = Math.min(remaining, chunk.length);
+      remaining -= take;
+      chunk = chunk.subarray(take);
+      if (remaining === 0) {
+        remaining = -1;
+        s.write('k');
+      }
+    }
   });
+  s.on('end', () => s.end());
 });
 
 await Promise.all(

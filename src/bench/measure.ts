@@ -1,4 +1,5 @@
 // measure.ts — the load generator's measurements. Each is bounded in count and in time, and talks to loopback only.
+// Each runs one slice on an open connection or pool and adds to a histogram or tally, so run.ts can interleave slices.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
@@ -18,16 +19,18 @@ export interface LatencyStats {
   count: number;
 }
 
-function histogram() {
+export type Histogram = ReturnType<typeof histogram>;
+
+export function histogram() {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
 }
 
 /** stats reads a histogram recorded in microseconds. */
-function stats(h: ReturnType<typeof histogram>): LatencyStats {
+export function stats(h: Histogram): LatencyStats {
   return { p50: h.getValueAtPercentile(50), p90: h.getValueAtPercentile(90), p99: h.getValueAtPercentile(99), max: h.maxValue, count: h.totalCount };
 }
 
-function connect(addr: Addr): Promise<net.Socket> {
+export function connect(addr: Addr): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: addr.host, port: addr.port, noDelay: true });
     s.once('connect', () => resolve(s));
@@ -35,111 +38,111 @@ function connect(addr: Addr): Promise<net.Socket> {
   });
 }
 
-/** pingPong: one connection, `count` 64-byte round trips, each timed. */
-export async function pingPong(addr: Addr, count: number, timeLimitMs: number): Promise<LatencyStats> {
-  const s = await connect(addr);
-  const h = histogram();
+/** pingPong: `count` 64-byte round trips on an open connection, each timed into `h`, until `deadline`. */
+export async function pingPong(s: net.Socket, count: number, h: Histogram, deadline: number): Promise<void> {
   const payload = Buffer.alloc(64, 'p');
-  const deadline = performance.now() + timeLimitMs;
-  try {
-    for (let i = 0; i < count && performance.now() < deadline; i++) {
-      const t0 = performance.now();
-      await new Promise<void>((resolve, reject) => {
-        let got = 0;
-        const onData = (d: Buffer) => {
-          got += d.length;
-          if (got >= 64) {
-            s.off('data', onData);
-            s.off('error', reject);
-            resolve();
-          }
-        };
-        s.on('data', onData);
-        s.once('error', reject);
-        s.write(payload);
-      });
-      h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-    }
-  } finally {
-    s.destroy();
+  for (let i = 0; i < count && performance.now() < deadline; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      let got = 0;
+      const onData = (d: Buffer) => {
+        got += d.length;
+        if (got >= 64) {
+          s.off('data', onData);
+          s.off('error', reject);
+          resolve();
+        }
+      };
+      s.on('data', onData);
+      s.once('error', reject);
+      s.write(payload);
+    });
+    h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
   }
-  return stats(h);
 }
 
-/** httpLatency: keep-alive GETs at concurrency 1 through undici, each timed. */
-export async function httpLatency(addr: Addr, count: number, timeLimitMs: number): Promise<LatencyStats> {
-  const client = new Client(`http://${addr.host}:${addr.port}`, { pipelining: 1 });
-  const h = histogram();
-  const deadline = performance.now() + timeLimitMs;
-  try {
-    for (let i = 0; i < count && performance.now() < deadline; i++) {
-      const t0 = performance.now();
-      const res = await client.request({ path: '/', method: 'GET' });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`${addr.host}:${addr.port} answered ${res.statusCode}`);
-      h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-    }
-  } finally {
-    await client.close();
+/** httpLatency: keep-alive GETs at concurrency 1 on an open undici Client, each timed into `h`, until `deadline`. */
+export async function httpLatency(client: Client, count: number, h: Histogram, deadline: number): Promise<void> {
+  for (let i = 0; i < count && performance.now() < deadline; i++) {
+    const t0 = performance.now();
+    const res = await client.request({ path: '/', method: 'GET' });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`${client.constructor.name} got ${res.statusCode}`);
+    h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
   }
-  return stats(h);
 }
 
-/** httpThroughput: `concurrency` keep-alive connections, each with one request in flight, for `durationMs`. */
-export async function httpThroughput(addr: Addr, concurrency: number, durationMs: number, maxRequests: number): Promise<{ rps: number; errors: number }> {
-  const pool = new Pool(`http://${addr.host}:${addr.port}`, { connections: concurrency, pipelining: 1 });
+export function latencyClient(addr: Addr): Client {
+  return new Client(`http://${addr.host}:${addr.port}`, { pipelining: 1 });
+}
+
+export function throughputPool(addr: Addr, concurrency: number): Pool {
+  return new Pool(`http://${addr.host}:${addr.port}`, { connections: concurrency, pipelining: 1 });
+}
+
+/** Tally adds up slices of one measurement: what was done, and over how long. */
+export interface Tally {
+  done: number;
+  errors: number;
+  ms: number;
+}
+
+export const tally = (): Tally => ({ done: 0, errors: 0, ms: 0 });
+export const perSecond = (t: Tally) => t.done / (t.ms / 1000);
+
+/** httpThroughput: `concurrency` requests in flight on an open pool for `durationMs` (or `maxRequests`), added to `into`. */
+export async function httpThroughput(pool: Pool, concurrency: number, durationMs: number, maxRequests: number, into: Tally): Promise<void> {
   let done = 0;
   let errors = 0;
   const t0 = performance.now();
   const deadline = t0 + durationMs;
-  try {
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (performance.now() < deadline && done + errors < maxRequests) {
-          try {
-            const res = await pool.request({ path: '/', method: 'GET' });
-            await res.body.dump();
-            if (res.statusCode === 200) done++;
-            else errors++;
-          } catch {
-            errors++;
-          }
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline && done + errors < maxRequests) {
+        try {
+          const res = await pool.request({ path: '/', method: 'GET' });
+          await res.body.dump();
+          if (res.statusCode === 200) done++;
+          else errors++;
+        } catch {
+          errors++;
         }
-      }),
-    );
-  } finally {
-    await pool.close();
-  }
-  return { rps: done / ((performance.now() - t0) / 1000), errors };
+      }
+    }),
+  );
+  into.ms += performance.now() - t0;
+  into.done += done;
+  into.errors += errors;
 }
 
 const CHUNK = Buffer.alloc(256 * 1024, 'b');
 
-/** bulk: one connection uploads `bytes` to the sink with backpressure; MB/s until the sink confirms every byte. */
-export async function bulk(addr: Addr, bytes: number, timeLimitMs: number): Promise<number> {
-  const s = await connect(addr);
+/** bulk: uploads `bytes` to the sink on an open connection with backpressure, timed until the sink confirms every byte. */
+export async function bulk(s: net.Socket, bytes: number, timeLimitMs: number, into: Tally): Promise<void> {
   const t0 = performance.now();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`bulk to ${addr.host}:${addr.port} took over ${timeLimitMs} ms`)), timeLimitMs);
-      s.once('error', reject);
-      s.once('data', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      const header = Buffer.alloc(8);
-      header.writeBigUInt64BE(BigInt(bytes));
-      s.write(header);
-      writeBytes(s, CHUNK, bytes, () => {});
-    });
-  } finally {
-    s.destroy();
-  }
-  return bytes / 1e6 / ((performance.now() - t0) / 1000);
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      s.off('error', done);
+      s.off('data', confirmed);
+      if (err) reject(err);
+      else resolve();
+    };
+    const confirmed = () => done();
+    const timer = setTimeout(() => done(new Error(`bulk upload took over ${timeLimitMs} ms`)), timeLimitMs);
+    s.once('error', done);
+    s.once('data', confirmed);
+    const header = Buffer.alloc(8);
+    header.writeBigUInt64BE(BigInt(bytes));
+    s.write(header);
+    writeBytes(s, CHUNK, bytes, () => {});
+  });
+  into.ms += performance.now() - t0;
+  into.done += bytes;
 }
 
-/** connRate: new connections per second; each connects, round-trips one byte, and closes. */
-export async function connRate(addr: Addr, concurrency: number, durationMs: number, maxConnections: number): Promise<number> {
+/** connRate: new connections for `durationMs`, each connecting, round-tripping one byte and closing; added to `into`. */
+export async function connRate(addr: Addr, concurrency: number, durationMs: number, maxConnections: number, into: Tally): Promise<void> {
   let done = 0;
   const t0 = performance.now();
   const deadline = t0 + durationMs;
@@ -160,5 +163,6 @@ export async function connRate(addr: Addr, concurrency: number, durationMs: numb
       }
     }),
   );
-  return done / ((performance.now() - t0) / 1000);
+  into.ms += performance.now() - t0;
+  into.done += done;
 }

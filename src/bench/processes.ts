@@ -1,7 +1,7 @@
 // processes.ts — the benchmark's child processes (backend, portlab, baselines, HAProxy, nginx): start, wait, stop by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,8 @@ export interface Child {
 }
 
 const started: Child[] = [];
+/** Config directories made for HAProxy and nginx; stopAll removes them. */
+const tempDirs: string[] = [];
 
 export interface ChildOptions {
   readyWord?: string;
@@ -87,6 +89,7 @@ export function startChild(name: string, command: string, args: string[], option
 /** stopAll stops every child this process started, and only those. */
 export async function stopAll(): Promise<void> {
   await Promise.all(started.splice(0).map((c) => c.stop()));
+  await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }
 
 /** cpuAndPeakRss reads a child's CPU seconds (user+system) and peak RSS from /proc. */
@@ -130,6 +133,7 @@ export async function startHaproxy(): Promise<Child | string> {
   const bin = which('haproxy');
   if (!bin) return 'HAProxy is not installed (apt-get install haproxy)';
   const dir = await mkdtemp(path.join(tmpdir(), 'portlab-bench-haproxy-'));
+  tempDirs.push(dir);
   const cfg = [
     'global',
     '  maxconn 4000',
@@ -155,6 +159,7 @@ export async function startNginx(): Promise<Child | string> {
   if (!bin) return 'nginx is not installed (apt-get install nginx-light libnginx-mod-stream)';
   const module = ['/usr/lib/nginx/modules/ngx_stream_module.so', '/usr/share/nginx/modules/ngx_stream_module.so'].find((m) => existsSync(m));
   const dir = await mkdtemp(path.join(tmpdir(), 'portlab-bench-nginx-'));
+  tempDirs.push(dir);
   const conf = [
     module ? `load_module ${module};` : '',
     'daemon off;',

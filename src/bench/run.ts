@@ -4,9 +4,10 @@ import { statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { NODE_FLAGS } from '../cli/node-flags.js';
 import type { Options } from '../cli/options.js';
-import { bulk, connRate, httpLatency, httpThroughput, pingPong, type Addr } from './measure.js';
+import { bulk, connRate, connect, histogram, httpLatency, httpThroughput, latencyClient, perSecond, pingPong, stats, tally, throughputPool, type Addr, type Histogram, type Tally } from './measure.js';
 import { ADDR, BENCH_PORTS, SERVICE, benchManifest } from './plan.js';
 import { CLI, cpuAndPeakRss, startChild, startHaproxy, startNginx, stopAll } from './processes.js';
 import { buildReport, renderHtml, renderTable, type Sample, type TargetInfo } from './report.js';
@@ -17,11 +18,14 @@ interface Target extends TargetInfo {
   sink?: Addr;
 }
 
-/** Sizes of each measurement. Quick mode only proves that every measurement runs. */
+/**
+ * Sizes of each measurement, per target and repetition. Each is cut into `slices` that take turns across the targets,
+ * so a noisy second on this machine lands on every target alike. Quick mode only proves that every measurement runs.
+ */
 function sizes(quick: boolean) {
   return quick
-    ? { pings: 200, latency: 200, throughputMs: 400, bulkBytes: 8 << 20, connMs: 300, limitMs: 5_000, warm: 50, settleMs: 20 }
-    : { pings: 5000, latency: 3000, throughputMs: 3000, bulkBytes: 256 << 20, connMs: 1500, limitMs: 30_000, warm: 500, settleMs: 300 };
+    ? { pings: 200, latency: 200, throughputMs: 400, bulkBytes: 8 << 20, connMs: 300, limitMs: 5_000, warm: 50, settleMs: 20, slices: 2 }
+    : { pings: 5000, latency: 3000, throughputMs: 3000, bulkBytes: 256 << 20, connMs: 1500, limitMs: 30_000, warm: 500, settleMs: 300, slices: 10 };
 }
 
 const A = ADDR.viaService;
@@ -97,53 +101,99 @@ export async function runBench(options: Options): Promise<number> {
     // Warm-up: JIT, agents' keep-alive pools and the kernel's caches, on every target.
     progress('warming up…');
     for (const t of list) {
-      if (t.echo) await pingPong(t.echo, size.warm, size.limitMs);
-      await httpLatency(t.web, size.warm, size.limitMs);
+      const warm = { deadline: performance.now() + size.limitMs, h: histogram() };
+      if (t.echo) {
+        const s = await connect(t.echo);
+        await pingPong(s, size.warm, warm.h, warm.deadline);
+        s.destroy();
+      }
+      const client = latencyClient(t.web);
+      await httpLatency(client, size.warm, warm.h, warm.deadline);
+      await client.close();
     }
 
     const samples: Sample[] = [];
     const add = (t: Target, metric: string, rep: number, value: number) => samples.push({ target: t.id, metric, rep, value });
+    const slices = size.slices;
     for (let rep = 0; rep < reps; rep++) {
       const order = rotate(list, rep);
+      const echoOrder = order.filter((t) => t.echo);
+      const sinkOrder = order.filter((t) => t.sink);
+      const total = 5 * slices;
       let step = 0;
-      const total = order.length * 2 + order.filter((t) => t.echo).length * 3;
-      // tick also lets the previous measurement's clean-up (closing sockets, freeing 256 MiB of buffers) finish first,
-      // so it does not land on the next target, which may live in the same process.
-      const tick = async (what: string, t: Target) => {
-        progress(`rep ${rep + 1}/${reps} · ${++step}/${total} · ${what} · ${t.label}`);
-        await new Promise((r) => setTimeout(r, size.settleMs));
-      };
-      for (const t of order) {
-        if (!t.echo) continue;
-        await tick('tcp ping-pong', t);
-        const s = await pingPong(t.echo, size.pings, size.limitMs);
-        add(t, 'tcp_rtt_p50_us', rep, s.p50);
-        add(t, 'tcp_rtt_p90_us', rep, s.p90);
-        add(t, 'tcp_rtt_p99_us', rep, s.p99);
-        add(t, 'tcp_rtt_max_us', rep, s.max);
+      const tick = (what: string) => progress(`rep ${rep + 1}/${reps} · ${Math.round((100 * ++step) / total)}% · ${what}`);
+      // settle lets the previous measurement's clean-up (closing sockets, freeing buffers) finish before the next one.
+      const settle = () => new Promise((r) => setTimeout(r, size.settleMs));
+
+      // TCP round trips: one open connection per target; slices of ping-pongs take turns.
+      const sockets = new Map(await Promise.all(echoOrder.map(async (t) => [t, await connect(t.echo!)] as const)));
+      const rtt = new Map<Target, Histogram>(echoOrder.map((t) => [t, histogram()]));
+      const deadline = performance.now() + size.limitMs * echoOrder.length;
+      for (let i = 0; i < slices; i++) {
+        tick('tcp ping-pong');
+        for (const t of echoOrder) await pingPong(sockets.get(t)!, Math.ceil(size.pings / slices), rtt.get(t)!, deadline);
       }
-      for (const t of order) {
-        await tick('http latency c=1', t);
-        const s = await httpLatency(t.web, size.latency, size.limitMs);
-        add(t, 'http_p50_us', rep, s.p50);
-        add(t, 'http_p99_us', rep, s.p99);
+      for (const s of sockets.values()) s.destroy();
+      for (const [t, h] of rtt) {
+        const r = stats(h);
+        add(t, 'tcp_rtt_p50_us', rep, r.p50);
+        add(t, 'tcp_rtt_p90_us', rep, r.p90);
+        add(t, 'tcp_rtt_p99_us', rep, r.p99);
+        add(t, 'tcp_rtt_max_us', rep, r.max);
       }
-      for (const t of order) {
-        await tick('http req/s c=32', t);
-        const r = await httpThroughput(t.web, 32, size.throughputMs, 2_000_000);
-        add(t, 'http_rps_c32', rep, r.rps);
+      await settle();
+
+      // HTTP keep-alive latency at concurrency 1: one client per target, slices take turns.
+      const clients = new Map(order.map((t) => [t, latencyClient(t.web)] as const));
+      const lat = new Map<Target, Histogram>(order.map((t) => [t, histogram()]));
+      const latDeadline = performance.now() + size.limitMs * order.length;
+      for (let i = 0; i < slices; i++) {
+        tick('http latency c=1');
+        for (const t of order) await httpLatency(clients.get(t)!, Math.ceil(size.latency / slices), lat.get(t)!, latDeadline);
+      }
+      await Promise.all([...clients.values()].map((c) => c.close()));
+      for (const [t, h] of lat) {
+        const r = stats(h);
+        add(t, 'http_p50_us', rep, r.p50);
+        add(t, 'http_p99_us', rep, r.p99);
+      }
+      await settle();
+
+      // Requests/s at concurrency 32: one pool per target, time slices take turns.
+      const pools = new Map(order.map((t) => [t, throughputPool(t.web, 32)] as const));
+      const rps = new Map<Target, Tally>(order.map((t) => [t, tally()]));
+      for (let i = 0; i < slices; i++) {
+        tick('http req/s c=32');
+        for (const t of order) await httpThroughput(pools.get(t)!, 32, size.throughputMs / slices, 2_000_000, rps.get(t)!);
+      }
+      await Promise.all([...pools.values()].map((p) => p.close()));
+      for (const [t, r] of rps) {
+        add(t, 'http_rps_c32', rep, perSecond(r));
         if (r.errors > 0) notes.push(`${t.label}: ${r.errors} failed requests in rep ${rep + 1}`);
       }
-      for (const t of order) {
-        if (!t.sink) continue;
-        await tick('bulk', t);
-        add(t, 'bulk_MBps', rep, await bulk(t.sink, size.bulkBytes, size.limitMs * 4));
+      await settle();
+
+      // Bulk: one connection per target; uploads of bulkBytes / slices take turns on them.
+      const streams = new Map(await Promise.all(sinkOrder.map(async (t) => [t, await connect(t.sink!)] as const)));
+      const mb = new Map<Target, Tally>(sinkOrder.map((t) => [t, tally()]));
+      for (let i = 0; i < slices; i++) {
+        tick('bulk');
+        for (const t of sinkOrder) {
+          await bulk(streams.get(t)!, Math.ceil(size.bulkBytes / slices), size.limitMs * 4, mb.get(t)!);
+          await new Promise((r) => setTimeout(r, size.settleMs / 3));
+        }
       }
-      for (const t of order) {
-        if (!t.echo) continue;
-        await tick('new connections/s', t);
-        add(t, 'conn_per_s', rep, await connRate(t.echo, 8, size.connMs, 200_000));
+      for (const s of streams.values()) s.destroy();
+      for (const [t, r] of mb) add(t, 'bulk_MBps', rep, perSecond(r) / 1e6);
+
+      // New connections per second, in time slices.
+      const conns = new Map<Target, Tally>(echoOrder.map((t) => [t, tally()]));
+      for (let i = 0; i < slices; i++) {
+        tick('new connections/s');
+        for (const t of echoOrder) await connRate(t.echo!, 8, size.connMs / slices, 200_000, conns.get(t)!);
       }
+      for (const [t, r] of conns) add(t, 'conn_per_s', rep, perSecond(r));
+      await settle();
     }
     const cpuAfter = cpuAndPeakRss(portlab.proc.pid!);
     const logged = logs.map((f) => (statSync(f).size / 1048576).toFixed(1));
