@@ -172,3 +172,13 @@ test("portlab's Node flags are the same in the CLI's shebang, `npm start` and th
     t.is(await cli.stop(), 0);
   }
 });
+
+test('two SIGTERMs at once (as timeout(1) sends them, to the PID and its group) still exit 0', async (t) => {
+  // Before, the second signal could land while Node tore down its signal handlers, and the run ended with 143.
+  const r = range(128);
+  const cli = await startCli(['up', '-f', SEED, ...r.args, '--drain-timeout', '0']);
+  const exited = new Promise<number | null>((resolve) => cli.child.once('exit', (code) => resolve(code)));
+  cli.child.kill('SIGTERM');
+  cli.child.kill('SIGTERM');
+  t.is(await exited, 0, cli.errors());
+});

@@ -122,7 +122,12 @@ async function up(options: Options): Promise<number> {
       err(`${signal}: draining for up to ${options.drainTimeoutMs} ms`);
       stopWatching();
       const hosts = hostsWritten ? removeHosts(options.hostsFile).catch(() => {}) : Promise.resolve();
-      void Promise.all([hosts, portlab.close()]).then(() => resolve(0));
+      // Exit here rather than by letting the loop empty: Node's teardown restores the default signal action, and a
+      // second SIGTERM landing then (timeout(1) signals the PID and its group) would end the drained process with 143.
+      void Promise.all([hosts, portlab.close()]).then(() => {
+        resolve(0);
+        process.exit(0);
+      });
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
