@@ -109,9 +109,9 @@ async function up(options: Options): Promise<number> {
         }
       })
     : () => {};
-  out(`ready: forwarding. Ctrl-C drains and exits.`);
-
-  return new Promise((resolve) => {
+  // Signal handlers go in before "ready" is printed: a supervisor that waits for it and then sends SIGTERM must find
+  // them there, or the default action ends portlab without a drain.
+  const drained = new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -132,6 +132,8 @@ async function up(options: Options): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+  out(`ready: forwarding. Ctrl-C drains and exits.`);
+  return drained;
 }
 
 function printError(e: unknown, debug: boolean): void {
