@@ -25,6 +25,7 @@ test('a request through the node layer gives exactly one log line whose route na
       t.true(Number.isFinite(h.durationMs) && h.durationMs! > 0, `${h.layer} durationMs`);
     }
     t.true(line.bytesOut > 0);
+    t.true(line.bytesIn >= 'GET /one-line HTTP/1.1\r\n'.length, `a GET counts its request headers as bytes in (${line.bytesIn})`);
     // An L4 connection gives one line too, with its bytes.
     const l4 = await request(`http://${r.node}:31000/l4`, { dispatcher: new Agent({ pipelining: 0 }) });
     await l4.body.dump();

@@ -17,6 +17,24 @@ export interface HttpForwarderOptions {
   maxConnections?: number;
 }
 
+// Where the socket's byte counters stood when its previous request was counted.
+const COUNTED = Symbol('portlab.bytesCounted');
+type Counted = net.Socket & { [COUNTED]?: { read: number; written: number } };
+
+/**
+ * countBytes sets the flow's bytes to what the connection carried since its previous request finished, and moves the
+ * mark. A request's headers are read before its handler runs, so a mark taken in the handler would count a GET as 0
+ * bytes in. Nothing is counted per chunk: the socket's own counters are read once per request.
+ */
+function countBytes(socket: net.Socket, flow: Flow): void {
+  const s = socket as Counted;
+  const mark = (s[COUNTED] ??= { read: 0, written: 0 });
+  flow.bytesIn = s.bytesRead - mark.read;
+  flow.bytesOut = s.bytesWritten - mark.written;
+  mark.read = s.bytesRead;
+  mark.written = s.bytesWritten;
+}
+
 function statusLine(status: number): string {
   return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
 }
@@ -83,9 +101,6 @@ export class HttpForwarder {
     const started = performance.now();
     const socket = req.socket;
     const { flow, outer } = this.flowFor(req, socket);
-    // Bytes on the wire for this request, read from the socket's counters: nothing is counted per chunk.
-    const readAtStart = socket.bytesRead;
-    const writtenAtStart = socket.bytesWritten;
     const hop: HopTiming = newHop(route.layer, route.listen);
     flow.hops.push(hop);
     if (outer) {
@@ -95,8 +110,7 @@ export class HttpForwarder {
     const finish = () => {
       hop.durationMs = performance.now() - started;
       if (outer) {
-        flow.bytesIn = socket.bytesRead - readAtStart;
-        flow.bytesOut = socket.bytesWritten - writtenAtStart;
+        countBytes(socket, flow);
         flow.status ??= res.statusCode;
         this.conntrack.unpublish(flow);
       }
