@@ -1,12 +1,11 @@
 // L7 through http-proxy: intact bodies, original client, per-request balancing, every failure answered, hardening.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import test from 'ava';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { selectorless, tcpBackend } from './helpers/backends.js';
-import { MY_APP, SEED, range, sha256, startPortlab, statusLine, tempManifest, waitFor, type Range, type Running } from './helpers/portlab.js';
+import { MY_APP, SEED, exchange, range, sha256, startPortlab, statusLine, tempManifest, waitFor, type Range, type Running } from './helpers/portlab.js';
 
 const MiB = 1024 * 1024;
 
@@ -182,18 +181,9 @@ test('upstream dies mid-body: the client connection is destroyed, not left hangi
   }
 });
 
-/** rawExchange sends one raw request and returns everything the server sent until it closed. */
-function rawExchange(host: string, port: number, request: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
-    let data = '';
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => (data += d));
-    s.on('error', reject);
-    s.on('close', () => resolve(data));
-    s.setTimeout(5000, () => s.destroy(new Error(`no close from ${host}:${port} after 5 s: ${JSON.stringify(data)}`)));
-    s.write(request);
-  });
+/** rawExchange sends one raw request and returns what the server sent until it ended, as latin1 text. */
+async function rawExchange(host: string, port: number, request: string): Promise<string> {
+  return (await exchange(host, port, request, { halfClose: false, timeoutMs: 5000 })).toString('latin1');
 }
 
 function splitHead(raw: string): [string, string] {

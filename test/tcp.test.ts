@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import test from 'ava';
 import { selectorless, tcpBackend } from './helpers/backends.js';
-import { range, sha256, startPortlab, tempManifest, type Range } from './helpers/portlab.js';
+import { exchange, range, sha256, startPortlab, tempManifest, type Range } from './helpers/portlab.js';
 
 const MiB = 1024 * 1024;
 
@@ -22,21 +22,6 @@ async function withForwarding(n: number, backend: (s: net.Socket) => void, run: 
     await b.close();
     await m.cleanup();
   }
-}
-
-/** exchange sends `payload`, half-closes, and collects everything until the peer ends. */
-function exchange(host: string, port: number, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port, allowHalfOpen: true });
-    const chunks: Buffer[] = [];
-    s.on('data', (c) => chunks.push(c));
-    s.on('end', () => {
-      s.end();
-      resolve(Buffer.concat(chunks));
-    });
-    s.on('error', reject);
-    s.end(payload);
-  });
 }
 
 test('50 MiB each way arrive byte for byte (sha256) through node and service hops', async (t) => {

@@ -150,6 +150,27 @@ export function endOrReset(socket: net.Socket): Promise<{ how: string; bytes: nu
   });
 }
 
+/**
+ * exchange sends `payload`, half-closes (unless halfClose is false: Node's HTTP server drops a request whose client
+ * half-closes at once), and collects everything until the peer ends, or fails after timeoutMs.
+ */
+export function exchange(host: string, port: number, payload: Buffer | string, opts: { halfClose?: boolean; timeoutMs?: number } = {}): Promise<Buffer> {
+  const { halfClose = true, timeoutMs = 30_000 } = opts;
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    s.setTimeout(timeoutMs, () => s.destroy(new Error(`${host}:${port} did not end in ${timeoutMs} ms after ${Buffer.concat(chunks).length} bytes`)));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => {
+      s.end();
+      resolve(Buffer.concat(chunks));
+    });
+    s.on('error', reject);
+    if (halfClose) s.end(payload);
+    else s.write(payload);
+  });
+}
+
 /** statusLine sends raw bytes and returns the first line of the answer, or 'reset' / 'closed' when none came. */
 export function statusLine(host: string, port: number, payload: string | Buffer, opts: { keepOpen?: boolean; timeoutMs?: number } = {}): Promise<string> {
   return new Promise((resolve) => {
