@@ -38,17 +38,38 @@ const contexts = {
   },
 };
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) end at portlab: Node's server writes its own Connection and framing for the client.
+// Hop-by-hop headers (RFC 9110 §7.6.1) end at portlab, both ways. Node writes its own Connection and framing for
+// the client; the agent writes them for the pod.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
 // Their name lengths: a header of any other length is end-to-end without lower-casing it (no string made per header).
 const HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
+// On a request, Transfer-Encoding stays: http-proxy hands it to Node, which frames the body it streams to the pod.
+const REQUEST_HOP_BY_HOP = [...HOP_BY_HOP].filter((h) => h !== 'connection' && h !== 'transfer-encoding');
+
+/** connectionNames are the headers a Connection header names as hop-by-hop; the usual "keep-alive" or "close" name none. */
+function connectionNames(value: string | undefined): string[] | undefined {
+  return value === undefined || value === 'keep-alive' || value === 'close' ? undefined : value.toLowerCase().split(',').map((h) => h.trim());
+}
+
+/**
+ * dropRequestHopByHop: the client's `Connection: close` ends its own connection to portlab, not portlab's pooled
+ * connection to the pod, and the headers it names stay here. Most requests carry none of these, and pay a lookup each.
+ */
+function dropRequestHopByHop(headers: http.IncomingHttpHeaders): void {
+  const connection = headers.connection;
+  if (connection !== undefined && connection !== 'keep-alive') {
+    for (const name of connectionNames(connection) ?? []) {
+      if (name !== 'close' && name !== 'keep-alive' && name !== 'host') delete headers[name];
+    }
+    headers.connection = 'keep-alive'; // assigned, not deleted: the agent would write the same
+  }
+  for (const name of REQUEST_HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
+}
 
 /** endToEndHeaders is the pod's raw header list without hop-by-hop headers, names and order as the pod sent them. */
 function endToEndHeaders(proxyRes: http.IncomingMessage): string[] {
   const raw = proxyRes.rawHeaders;
-  const named = proxyRes.headers.connection;
-  // Connection may name more hop-by-hop headers; the usual "keep-alive" or "close" names none.
-  const listed = named === undefined || named === 'keep-alive' || named === 'close' ? undefined : named.toLowerCase().split(',').map((h) => h.trim());
+  const listed = connectionNames(proxyRes.headers.connection);
   const kept: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -177,6 +198,7 @@ export class ProxyAdapter {
   /** web forwards one request. Every failure ends in hooks.onFailure, before or instead of a response. */
   web(req: http.IncomingMessage, res: http.ServerResponse, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
+    dropRequestHopByHop(req.headers);
     this.proxyFor(host, port, internal).web(req, res);
   }
 

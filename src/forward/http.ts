@@ -135,7 +135,6 @@ export class HttpForwarder {
     }
     chosen(flow, hop, up);
     setForwardedHeaders(req, flow, outer, socket);
-    keepUpstreamAlive(req);
     if (up.internal) {
       this.conntrack.publish(flow);
       req.headers[FLOW_HEADER] = String(flow.id);
@@ -217,24 +216,6 @@ function setForwardedHeaders(req: http.IncomingMessage, flow: Flow, outer: boole
   req.headers['x-forwarded-port'] = String(socket.localPort ?? '');
   req.headers['x-forwarded-proto'] = 'http';
   if (req.headers.host) req.headers['x-forwarded-host'] = req.headers.host;
-}
-
-/**
- * keepUpstreamAlive drops the client's hop-by-hop request headers (RFC 9110 §7.6.1): its `Connection: close` ends
- * its own connection to portlab, not portlab's pooled connection to the pod. Most requests carry none, and pay nothing.
- */
-function keepUpstreamAlive(req: http.IncomingMessage): void {
-  const h = req.headers;
-  const connection = h.connection;
-  if (connection !== undefined && connection !== 'keep-alive') {
-    for (const token of connection.toLowerCase().split(',')) {
-      const name = token.trim();
-      if (name !== 'close' && name !== 'keep-alive' && name !== 'host') delete h[name];
-    }
-    h.connection = 'keep-alive';
-  }
-  if (h['keep-alive'] !== undefined) delete h['keep-alive'];
-  if (h['proxy-connection'] !== undefined) delete h['proxy-connection'];
 }
 
 /** connectionFlow is a minimal flow for connection-level counters of an L7 listener (requests are logged on their own). */
