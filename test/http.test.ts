@@ -241,6 +241,40 @@ test('response relay: end-to-end headers and their order kept, hop-by-hop header
   }
 });
 
+test('request bodies: none, empty, sized and chunked reach the pod as sent, several on one keep-alive connection', async (t) => {
+  const r = range(138);
+  // The pod answers with what it saw: framing headers and the body.
+  const pod = http.createServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += String(chunk);
+    const saw = `${req.method} length=${req.headers['content-length'] ?? '-'} te=${req.headers['transfer-encoding'] ?? '-'} body=${body}`;
+    res.writeHead(200, { 'content-length': Buffer.byteLength(saw) }).end(saw);
+  });
+  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
+  const m = await tempManifest(selectorless('bodies', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
+  const run = await startPortlab(r, [m.file]);
+  const requests = [
+    ['GET /a HTTP/1.1\r\nHost: b\r\n\r\n', 'GET length=- te=- body='],
+    ['POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n', 'POST length=0 te=- body='],
+    ['POST /c HTTP/1.1\r\nHost: b\r\nContent-Length: 5\r\n\r\nhello', 'POST length=5 te=- body=hello'],
+    ['PUT /d HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n', 'PUT length=- te=chunked body=abcde'],
+    ['GET /e HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n', 'GET length=- te=- body='],
+  ];
+  try {
+    for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) {
+      // All five in one write, pipelined on one connection: a bodiless request must not stall the ones behind it.
+      const raw = await rawExchange(host, port, requests.map(([req]) => req).join(''));
+      const bodies = raw.split(/HTTP\/1\.1 200 OK\r\n[^]*?\r\n\r\n/).slice(1);
+      t.deepEqual(bodies, requests.map(([, saw]) => saw), `${host}:${port}: ${JSON.stringify(raw.slice(0, 200))}`);
+    }
+  } finally {
+    await run.close();
+    await new Promise<void>((resolve) => pod.close(() => resolve()));
+    pod.closeAllConnections();
+    await m.cleanup();
+  }
+});
+
 test('WebSocket echo through node → service → pod, and an upgrade to a dead backend leaves the process up', async (t) => {
   const r = range(137);
   const wss = new WebSocketServer({ host: r.backend(1), port: 5000 });

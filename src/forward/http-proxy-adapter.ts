@@ -1,7 +1,7 @@
 // http-proxy-adapter.ts — the one module that touches http-proxy. It closes the traps listed in shared/PITFALLS.md.
 import http from 'node:http';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Conntrack } from './flow.js';
 
@@ -102,6 +102,19 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse)
   proxyRes.once('end', () => res.end());
 }
 
+/**
+ * EMPTY_BODY stands in for the request body when there is none. http-proxy streams `options.buffer || req` into the
+ * pod's request with pipe(); for a GET that is seven listeners and a scheduled resume to carry zero bytes. This ends
+ * the pod's request at once, which is what the pipe would do when the empty body ends.
+ */
+const EMPTY_BODY = { pipe: <T extends Writable>(dest: T): T => dest.end() as T };
+
+/** hasBody: a request has a body only with Content-Length above 0 or Transfer-Encoding (RFC 9112 §6.3). */
+function hasBody(headers: http.IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 /** keepAliveAgent pools upstream sockets; `internal` sockets are portlab's own node → service hop, tracked like conntrack. */
 function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
   // No agent `timeout`: it makes Node arm and re-arm a socket timer and listener on every request. Idle pooled sockets
@@ -122,33 +135,41 @@ export class ProxyAdapter {
   private readonly internalAgent: http.Agent;
   private readonly podAgent: http.Agent;
   /**
-   * One http-proxy server per upstream address, made on first use: its target and agent are set once, so no
-   * per-request options object is merged and parsed (http-proxy's per-call options cost as much as the rest).
+   * Two http-proxy servers per upstream address, made on first use, one for requests with a body and one for requests
+   * without: target, agent and body source are set once, so no per-request options object is merged and parsed
+   * (http-proxy's per-call options cost as much as the rest).
    */
-  private readonly proxies = new Map<string, httpProxy>();
+  private readonly proxies = new Map<string, { streamed: httpProxy; bodiless: httpProxy }>();
   constructor(private readonly options: ProxyAdapterOptions) {
     this.internalAgent = keepAliveAgent(options.conntrack);
     this.podAgent = keepAliveAgent(undefined);
   }
 
-  private proxyFor(host: string, port: number, internal: boolean): httpProxy {
+  private proxiesFor(host: string, port: number, internal: boolean): { streamed: httpProxy; bodiless: httpProxy } {
     const key = `${host}:${port}`;
-    let proxy = this.proxies.get(key);
-    if (proxy) return proxy;
+    let pair = this.proxies.get(key);
+    if (!pair) {
+      pair = { streamed: this.createProxy(host, port, internal, undefined), bodiless: this.createProxy(host, port, internal, EMPTY_BODY) };
+      this.proxies.set(key, pair);
+    }
+    return pair;
+  }
+
+  private createProxy(host: string, port: number, internal: boolean, body: typeof EMPTY_BODY | undefined): httpProxy {
     // xfwd stays off: portlab writes X-Forwarded-* itself, so the original client survives the node → service hop.
-    proxy = httpProxy.createProxyServer({
+    const proxy = httpProxy.createProxyServer({
       target: { host, port, protocol: 'http:' },
       agent: internal ? this.internalAgent : this.podAgent,
       xfwd: false,
       changeOrigin: false,
       ws: true,
       selfHandleResponse: true,
-    });
+      ...(body ? { buffer: body as unknown as NodeJS.ReadableStream } : {}),
+    } as httpProxy.ServerOptions);
     proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
     proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req, res));
     // Without an 'error' listener http-proxy takes the process down. Every error ends in the request's onFailure.
     proxy.on('error', (err: NodeJS.ErrnoException, req, resOrSocket) => this.onError(err, req, resOrSocket));
-    this.proxies.set(key, proxy);
     return proxy;
   }
 
@@ -199,7 +220,8 @@ export class ProxyAdapter {
   web(req: http.IncomingMessage, res: http.ServerResponse, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
     dropRequestHopByHop(req.headers);
-    this.proxyFor(host, port, internal).web(req, res);
+    const pair = this.proxiesFor(host, port, internal);
+    (hasBody(req.headers) ? pair.streamed : pair.bodiless).web(req, res);
   }
 
   /**
@@ -215,13 +237,16 @@ export class ProxyAdapter {
   /** ws forwards a WebSocket upgrade. On failure the raw socket is closed: a socket has no writeHead. */
   ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
-    this.proxyFor(host, port, internal).ws(req, socket, head);
+    this.proxiesFor(host, port, internal).streamed.ws(req, socket, head);
   }
 
   close(): void {
     this.internalAgent.destroy();
     this.podAgent.destroy();
-    for (const p of this.proxies.values()) p.close();
+    for (const pair of this.proxies.values()) {
+      pair.streamed.close();
+      pair.bodiless.close();
+    }
     this.proxies.clear();
   }
 }
