@@ -116,7 +116,18 @@ test('JSON log lines written straight from a flow equal JSON.stringify of its re
   flows.push(request);
   const udp = newFlow({ servicePort: 'default/dns:dns', protocol: 'UDP', mode: 'udp', clientAddress: '127.0.0.2', clientPort: 53 });
   flows.push(udp);
+  // Durations are printed from integer microseconds; they must read as JSON.stringify prints the rounded double.
+  const durations = [0, 0.0004, 0.0005, 0.0015, 0.001, 0.01, 0.1, 0.12, 1, 1.2, 12.3456789, 999.9995, 1_000_000.0005, 1e12 + 0.25, 1e13, 1e16, 1e300];
+  for (let i = 0; i < 2000; i++) durations.push(Math.random() * 10 ** ((i % 8) - 3));
+  for (const ms of durations) {
+    const timed = newFlow({ servicePort: 'ns/c:web', protocol: 'TCP', mode: 'http', clientAddress: '127.0.0.3', clientPort: 3 });
+    const hop = newHop('node', '127.0.0.1:30000');
+    hop.connectMs = ms / 7;
+    hop.durationMs = ms;
+    timed.hops.push(hop);
+    flows.push(timed);
+  }
   const time = isoNow();
   for (const flow of flows) t.is(jsonLine(flow, time), JSON.stringify(toRecord(flow, time)));
-  t.is(isoNow(1700000000007), new Date(1700000000007).toISOString());
+  for (const at of [1700000000007, 1700000000000, 1700000000999, 1700000001010]) t.is(isoNow(at), new Date(at).toISOString());
 });
