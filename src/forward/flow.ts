@@ -50,7 +50,7 @@ export interface Flow {
  * own inner hop is not, since the service hop picks the endpoint and records it there.
  */
 export function chosen(flow: Flow, hop: HopTiming, up: Upstream): void {
-  hop.upstream = `${up.host}:${up.port}`;
+  hop.upstream = up.address;
   if (up.internal) return;
   flow.pod = hop.upstream;
   flow.podName = up.podName;

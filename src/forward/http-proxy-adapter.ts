@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { Duplex, Writable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Conntrack } from './flow.js';
+import type { Upstream } from './route.js';
 
 /** ProxyFailure is why a request could not be forwarded, mapped to the status portlab answers with. */
 export type ProxyFailure = { status: 502 | 504; code: string };
@@ -145,12 +146,12 @@ export class ProxyAdapter {
     this.podAgent = keepAliveAgent(undefined);
   }
 
-  private proxiesFor(host: string, port: number, internal: boolean): { streamed: httpProxy; bodiless: httpProxy } {
-    const key = `${host}:${port}`;
-    let pair = this.proxies.get(key);
+  /** proxiesFor is keyed by the upstream's address, a string made once per endpoint, so its hash is already known. */
+  private proxiesFor(up: Upstream): { streamed: httpProxy; bodiless: httpProxy } {
+    let pair = this.proxies.get(up.address);
     if (!pair) {
-      pair = { streamed: this.createProxy(host, port, internal, undefined), bodiless: this.createProxy(host, port, internal, EMPTY_BODY) };
-      this.proxies.set(key, pair);
+      pair = { streamed: this.createProxy(up.host, up.port, up.internal, undefined), bodiless: this.createProxy(up.host, up.port, up.internal, EMPTY_BODY) };
+      this.proxies.set(up.address, pair);
     }
     return pair;
   }
@@ -217,10 +218,10 @@ export class ProxyAdapter {
   }
 
   /** web forwards one request. Every failure ends in hooks.onFailure, before or instead of a response. */
-  web(req: http.IncomingMessage, res: http.ServerResponse, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
+  web(req: http.IncomingMessage, res: http.ServerResponse, up: Upstream, hooks: ProxyHooks): void {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
     dropRequestHopByHop(req.headers);
-    const pair = this.proxiesFor(host, port, internal);
+    const pair = this.proxiesFor(up);
     (hasBody(req.headers) ? pair.streamed : pair.bodiless).web(req, res);
   }
 
@@ -235,9 +236,9 @@ export class ProxyAdapter {
   }
 
   /** ws forwards a WebSocket upgrade. On failure the raw socket is closed: a socket has no writeHead. */
-  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, host: string, port: number, internal: boolean, hooks: ProxyHooks): void {
+  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, up: Upstream, hooks: ProxyHooks): void {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
-    this.proxiesFor(host, port, internal).streamed.ws(req, socket, head);
+    this.proxiesFor(up).streamed.ws(req, socket, head);
   }
 
   close(): void {

@@ -35,6 +35,10 @@ function countBytes(socket: net.Socket, flow: Flow): void {
   mark.written = s.bytesWritten;
 }
 
+// What Conntrack said of a connection's peer, kept on the socket.
+const PEER = Symbol('portlab.peer');
+type Peered = net.Socket & { [PEER]?: Flow | null | undefined };
+
 function statusLine(status: number): string {
   return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
 }
@@ -85,7 +89,7 @@ export class HttpForwarder {
 
   /** flowFor returns the flow a request belongs to: the node hop's (by header, over an internal socket) or a new one. */
   private flowFor(req: http.IncomingMessage | undefined, socket: net.Socket): { flow: Flow; outer: boolean } {
-    const internal = this.conntrack.lookup(socket.remoteAddress, socket.remotePort);
+    const internal = this.peerOf(socket);
     const id = req?.headers[FLOW_HEADER];
     if (req && id !== undefined) delete req.headers[FLOW_HEADER];
     if (internal === null && typeof id === 'string') {
@@ -94,6 +98,13 @@ export class HttpForwarder {
     }
     const flow = newFlow({ servicePort: this.route.servicePort, protocol: 'TCP', mode: 'http', clientAddress: plainAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0 });
     return { flow, outer: true };
+  }
+
+  /** peerOf is what Conntrack knows of the connection's peer, looked up once per connection: a peer never changes. */
+  private peerOf(socket: net.Socket): Flow | null | undefined {
+    const s = socket as Peered;
+    if (!(PEER in s)) s[PEER] = this.conntrack.lookup(socket.remoteAddress, socket.remotePort);
+    return s[PEER];
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -139,7 +150,7 @@ export class HttpForwarder {
       this.conntrack.publish(flow);
       req.headers[FLOW_HEADER] = String(flow.id);
     }
-    this.proxy.web(req, res, up.host, up.port, up.internal, {
+    this.proxy.web(req, res, up, {
       onUpstreamSocket: (at) => {
         hop.connectMs = at - started;
       },
@@ -175,7 +186,7 @@ export class HttpForwarder {
       req.headers[FLOW_HEADER] = String(flow.id);
       socket.once('close', () => this.conntrack.unpublish(flow));
     }
-    this.proxy.ws(req, socket, head, up.host, up.port, up.internal, {
+    this.proxy.ws(req, socket, head, up, {
       onFailure: (failure) => {
         flow.error = `upstream ${up.host}:${up.port}: ${failure.code}`;
         route.observer.connectFailed(failure.code);

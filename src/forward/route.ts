@@ -5,6 +5,8 @@ import type { Flow, HopTiming, Layer } from './flow.js';
 export interface Upstream {
   host: string;
   port: number;
+  /** address is host:port, made once per endpoint: the log and error messages print it for every request. */
+  address: string;
   /** internal marks portlab's own next hop (node → service), which tracks the flow through Conntrack. */
   internal: boolean;
   podName?: string;

@@ -346,7 +346,7 @@ export class Proxier {
     const balancer = this.balancerFor(sp.key);
     const local = svc.externalTrafficPolicy === 'Local';
     const viaService = this.options.nodeportHop === 'via-service' && svc.clusterIP !== undefined;
-    const serviceHop: Upstream = { host: svc.clusterIP ?? '', port: sp.port, internal: true };
+    const serviceHop: Upstream = { host: svc.clusterIP ?? '', port: sp.port, address: `${svc.clusterIP ?? ''}:${sp.port}`, internal: true };
     return this.route(svc, sp, 'node', `${node.address}:${sp.nodePort}`, (flow) => {
       flow.entryNode = node.name;
       if (local) {
@@ -415,8 +415,16 @@ export class Proxier {
   }
 }
 
+// One Upstream per endpoint, made on first use: no object or address string is built per connection or request.
+const upstreams = new WeakMap<EndpointState, Upstream>();
+
 function toUpstream(ep: EndpointState): Upstream {
-  return { host: ep.ip, port: ep.port, internal: false, podName: ep.podName, node: ep.node };
+  let up = upstreams.get(ep);
+  if (!up) {
+    up = { host: ep.ip, port: ep.port, address: `${ep.ip}:${ep.port}`, internal: false, podName: ep.podName, node: ep.node };
+    upstreams.set(ep, up);
+  }
+  return up;
 }
 
 /** podIdentity: a pod that keeps its address and node is the same pod; its ports are reconciled in place. */
