@@ -4,7 +4,7 @@ import { Agent, request } from 'undici';
 import { runCli } from './helpers/cli.js';
 import { SEED, range, startPortlab, waitFor } from './helpers/portlab.js';
 import { newFlow, newHop, type Flow } from '../src/forward/flow.js';
-import { isoNow, jsonLine, toRecord } from '../src/observe/log.js';
+import { FLUSH_MS, TrafficLog, isoNow, jsonLine, toRecord } from '../src/observe/log.js';
 
 test('a request through the node layer gives exactly one log line whose route names node, service and pod, with hop timings', async (t) => {
   const r = range(150);
@@ -130,4 +130,20 @@ test('JSON log lines written straight from a flow equal JSON.stringify of its re
   const time = isoNow();
   for (const flow of flows) t.is(jsonLine(flow, time), JSON.stringify(toRecord(flow, time)));
   for (const at of [1700000000007, 1700000000000, 1700000000999, 1700000001010]) t.is(isoNow(at), new Date(at).toISOString());
+});
+
+test('the traffic log batches lines as UTF-8 bytes, in order, within FLUSH_MS; a line too long for a batch still goes out in place', async (t) => {
+  const writes: Buffer[] = [];
+  const out = { write: (chunk: Buffer | string) => writes.push(Buffer.from(chunk)) } as unknown as NodeJS.WritableStream;
+  const log = new TrafficLog('json', out, false);
+  const lines = Array.from({ length: 3000 }, (_, i) => `{"n":${i},"path":"/é/${'x'.repeat(i % 50)}"}`);
+  lines.splice(1500, 0, `{"long":"${'ü'.repeat(30_000)}"}`);
+  for (const line of lines) log.write(line);
+  t.true(writes.length >= 3, `full batches went out before the timer: ${writes.length} writes`);
+  await new Promise((resolve) => setTimeout(resolve, FLUSH_MS * 3));
+  const text = Buffer.concat(writes).toString('utf8');
+  t.is(text, `${lines.join('\n')}\n`, 'every line, once, in order, with its UTF-8 intact');
+  log.write('{"last":true}');
+  log.flush();
+  t.true(Buffer.concat(writes).toString('utf8').endsWith('{"last":true}\n'), 'flush (shutdown) writes what is pending');
 });

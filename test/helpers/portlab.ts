@@ -67,10 +67,10 @@ export async function startPortlab(r: Range, files: string[], extra: string[] = 
   const argv = ['up', ...files.flatMap((f) => ['-f', f]), ...r.args, '--drain-timeout', '1s', ...extra];
   const options = parseOptions(argv);
   const records: FlowRecord[] = [];
-  // One write may carry several lines: the log batches the lines of one event-loop turn.
+  // One write may carry several lines: the log sends its lines in batches, as bytes.
   const sink = {
-    write: (text: string) => {
-      for (const line of text.split('\n')) if (line) records.push(JSON.parse(line) as FlowRecord);
+    write: (bytes: Buffer | string) => {
+      for (const line of String(bytes).split('\n')) if (line) records.push(JSON.parse(line) as FlowRecord);
       return true;
     },
   } as unknown as NodeJS.WritableStream;
