@@ -134,6 +134,53 @@ test('upstream timeout: 504 after --upstream-timeout', async (t) => {
   }, ['--upstream-timeout', '300ms']);
 });
 
+test('upstream timeout counts silence: a pod that drips its body is not cut; one that stalls mid-body is', async (t) => {
+  const r = range(126);
+  const timers = new Set<NodeJS.Timeout>();
+  const pod = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    // /drip: a byte every 100 ms for a second, far longer than the 300 ms timeout in all, never silent that long.
+    // /stall: one byte, then nothing.
+    let sent = 0;
+    const tick = setInterval(() => {
+      if (req.url === '/stall' && sent === 1) return;
+      res.write('.');
+      if (++sent === 10) {
+        clearInterval(tick);
+        timers.delete(tick);
+        res.end();
+      }
+    }, 100);
+    timers.add(tick);
+    res.on('close', () => clearInterval(tick));
+  });
+  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
+  const m = await tempManifest(selectorless('slow', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
+  const run = await startPortlab(r, [m.file], ['--upstream-timeout', '300ms']);
+  const agent = new Agent({ localAddress: r.client });
+  try {
+    for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
+      const drip = await request(`${base}/drip`, { dispatcher: agent });
+      t.is(drip.statusCode, 200, base);
+      t.is(await drip.body.text(), '..........', `${base}: a steady body arrives whole`);
+      const stall = await request(`${base}/stall`, { dispatcher: agent });
+      t.is(stall.statusCode, 200, base);
+      const outcome = await stall.body.text().then(
+        () => 'ended',
+        () => 'cut',
+      );
+      t.is(outcome, 'cut', `${base}: a stalled body is cut, not left hanging`);
+    }
+  } finally {
+    await agent.close();
+    await run.close();
+    for (const tick of timers) clearInterval(tick);
+    pod.closeAllConnections();
+    await new Promise<void>((resolve) => pod.close(() => resolve()));
+    await m.cleanup();
+  }
+});
+
 test('client abort: the pod sees its request cancelled', async (t) => {
   await withSeed(135, async (r, run) => {
     const before = await podCounter(run, 'standin_http_requests_aborted_total');
