@@ -139,13 +139,14 @@ test('upstream timeout counts silence: a pod that drips its body is not cut; one
   const timers = new Set<NodeJS.Timeout>();
   const pod = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
-    // /drip: a byte every 100 ms for a second, far longer than the 300 ms timeout in all, never silent that long.
+    res.flushHeaders();
+    // /drip: a byte every 100 ms for 1.5 s, longer than the 1 s timeout in all, but never silent for a tenth of it.
     // /stall: one byte, then nothing.
     let sent = 0;
     const tick = setInterval(() => {
       if (req.url === '/stall' && sent === 1) return;
       res.write('.');
-      if (++sent === 10) {
+      if (++sent === 15) {
         clearInterval(tick);
         timers.delete(tick);
         res.end();
@@ -156,13 +157,13 @@ test('upstream timeout counts silence: a pod that drips its body is not cut; one
   });
   await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
   const m = await tempManifest(selectorless('slow', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
-  const run = await startPortlab(r, [m.file], ['--upstream-timeout', '300ms']);
+  const run = await startPortlab(r, [m.file], ['--upstream-timeout', '1s']);
   const agent = new Agent({ localAddress: r.client });
   try {
     for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
       const drip = await request(`${base}/drip`, { dispatcher: agent });
       t.is(drip.statusCode, 200, base);
-      t.is(await drip.body.text(), '..........', `${base}: a steady body arrives whole`);
+      t.is(await drip.body.text(), '.'.repeat(15), `${base}: a steady body arrives whole`);
       const stall = await request(`${base}/stall`, { dispatcher: agent });
       t.is(stall.statusCode, 200, base);
       const outcome = await stall.body.text().then(

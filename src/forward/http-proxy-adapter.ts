@@ -100,7 +100,7 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse)
       res.once('drain', () => proxyRes.resume());
     }
   });
-  proxyRes.once('end', () => res.end());
+  proxyRes.on('end', () => res.end()); // 'end' and 'close' come once: on() saves once()'s wrapper
 }
 
 /**
@@ -194,7 +194,7 @@ export class ProxyAdapter {
     const ctx = contexts.get(req);
     ctx?.hooks.onResponse?.(proxyRes.statusCode ?? 0);
     // An upstream that dies mid-body must not leave the client with a 200 and a hang: cut the client too.
-    proxyRes.once('close', () => {
+    proxyRes.on('close', () => {
       if (!proxyRes.complete) res.destroy();
     });
     relayResponse(proxyRes, res);

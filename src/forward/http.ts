@@ -4,7 +4,7 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { chosen, newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
-import type { ProxyAdapter } from './http-proxy-adapter.js';
+import type { ProxyAdapter, ProxyFailure, ProxyHooks } from './http-proxy-adapter.js';
 import { DROP, type Route } from './route.js';
 import { closeServer, listenOn } from './tcp.js';
 
@@ -79,7 +79,7 @@ export class HttpForwarder {
     if (err.code !== 'ECONNRESET' && s.writable && s.bytesWritten === 0) {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 413 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       s.write(statusLine(status));
-      const { flow } = this.flowFor(undefined, s);
+      const flow = this.newFlow(s);
       flow.status = status;
       flow.error = err.code ?? 'bad request';
       this.route.observer.request?.(flow, { layer: this.route.layer, listen: this.route.listen, durationMs: 0 }, true);
@@ -87,17 +87,17 @@ export class HttpForwarder {
     s.destroy();
   }
 
-  /** flowFor returns the flow a request belongs to: the node hop's (by header, over an internal socket) or a new one. */
-  private flowFor(req: http.IncomingMessage | undefined, socket: net.Socket): { flow: Flow; outer: boolean } {
+  /** innerFlow is the node hop's flow when this request comes from portlab's own node hop (by header, over an internal socket). */
+  private innerFlow(req: http.IncomingMessage | undefined, socket: net.Socket): Flow | undefined {
     const internal = this.peerOf(socket);
     const id = req?.headers[FLOW_HEADER];
     if (req && id !== undefined) delete req.headers[FLOW_HEADER];
-    if (internal === null && typeof id === 'string') {
-      const flow = this.conntrack.flowById(Number(id));
-      if (flow) return { flow, outer: false };
-    }
-    const flow = newFlow({ servicePort: this.route.servicePort, protocol: 'TCP', mode: 'http', clientAddress: plainAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0 });
-    return { flow, outer: true };
+    return internal === null && typeof id === 'string' ? this.conntrack.flowById(Number(id)) : undefined;
+  }
+
+  /** newFlow starts the flow of a request from outside: this hop is its first. */
+  private newFlow(socket: net.Socket): Flow {
+    return newFlow({ servicePort: this.route.servicePort, protocol: 'TCP', mode: 'http', clientAddress: plainAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0 });
   }
 
   /** peerOf is what Conntrack knows of the connection's peer, looked up once per connection: a peer never changes. */
@@ -111,27 +111,18 @@ export class HttpForwarder {
     const route = this.route;
     const started = performance.now();
     const socket = req.socket;
-    const { flow, outer } = this.flowFor(req, socket);
+    const inner = this.innerFlow(req, socket);
+    const flow = inner ?? this.newFlow(socket);
+    const outer = inner === undefined;
     const hop: HopTiming = newHop(route.layer, route.listen);
     flow.hops.push(hop);
     if (outer) {
       flow.method = req.method;
       flow.path = req.url;
     }
-    const finish = () => {
-      hop.durationMs = performance.now() - started;
-      if (outer) {
-        countBytes(socket, flow);
-        flow.status ??= res.statusCode;
-        this.conntrack.unpublish(flow);
-      }
-      route.observer.request?.(flow, hop, outer);
-    };
-    // One 'close' listener per request does both jobs: record the request, and cancel the pod's request if unfinished.
-    res.once('close', () => {
-      this.proxy.cancel(req, res);
-      finish();
-    });
+    const request = new L7Request(route, this.conntrack, this.proxy, req, res, flow, hop, started, outer);
+    (res as Tagged)[REQUEST] = request;
+    res.on('close', onResponseClose);
 
     const up = route.choose(flow);
     if (up === undefined) {
@@ -150,31 +141,15 @@ export class HttpForwarder {
       this.conntrack.publish(flow);
       req.headers[FLOW_HEADER] = String(flow.id);
     }
-    this.proxy.web(req, res, up, {
-      onUpstreamSocket: (at) => {
-        hop.connectMs = at - started;
-      },
-      onResponse: (status) => {
-        if (outer) flow.status = status;
-      },
-      onFailure: (failure) => {
-        flow.error = `upstream ${hop.upstream}: ${failure.code}`;
-        if (failure.status === 502) route.observer.connectFailed(failure.code);
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        flow.status = failure.status;
-        const why = failure.status === 504 ? 'did not answer in time' : `failed (${failure.code})`;
-        reply(res, failure.status, `${failure.status} ${http.STATUS_CODES[failure.status]}: ${route.serviceName} endpoint ${hop.upstream} ${why}\n`);
-      },
-    });
+    this.proxy.web(req, res, up, request);
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => {});
     const route = this.route;
-    const { flow, outer } = this.flowFor(req, socket as net.Socket);
+    const inner = this.innerFlow(req, socket as net.Socket);
+    const flow = inner ?? this.newFlow(socket as net.Socket);
+    const outer = inner === undefined;
     const up = route.choose(flow);
     if (up === undefined || up === DROP) {
       if (up === undefined) socket.end(statusLine(503));
@@ -209,6 +184,68 @@ export class HttpForwarder {
 
   get activeConnections(): number {
     return this.sockets.size;
+  }
+}
+
+// Each response carries its request's state, so one shared 'close' listener serves every request.
+const REQUEST = Symbol('portlab.request');
+type Tagged = http.ServerResponse & { [REQUEST]?: L7Request };
+
+/** onResponseClose is every response's one 'close' listener: it records the request, and cancels the pod's if unfinished. */
+function onResponseClose(this: http.ServerResponse): void {
+  (this as Tagged)[REQUEST]?.closed();
+}
+
+/** L7Request is one request at one hop. Its methods are the adapter's hooks, so a request makes no closures. */
+class L7Request implements ProxyHooks {
+  constructor(
+    private readonly route: Route,
+    private readonly conntrack: Conntrack,
+    private readonly proxy: ProxyAdapter,
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+    private readonly flow: Flow,
+    private readonly hop: HopTiming,
+    private readonly started: number,
+    private readonly outer: boolean,
+  ) {
+    this.socket = req.socket;
+  }
+
+  /** socket is the connection the request came on, read while the request still has it. */
+  private readonly socket: net.Socket;
+
+  onUpstreamSocket(at: number): void {
+    this.hop.connectMs = at - this.started;
+  }
+
+  onResponse(status: number): void {
+    if (this.outer) this.flow.status = status;
+  }
+
+  onFailure(failure: ProxyFailure): void {
+    const { flow, hop, res, route } = this;
+    flow.error = `upstream ${hop.upstream}: ${failure.code}`;
+    if (failure.status === 502) route.observer.connectFailed(failure.code);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    flow.status = failure.status;
+    const why = failure.status === 504 ? 'did not answer in time' : `failed (${failure.code})`;
+    reply(res, failure.status, `${failure.status} ${http.STATUS_CODES[failure.status]}: ${route.serviceName} endpoint ${hop.upstream} ${why}\n`);
+  }
+
+  closed(): void {
+    const { flow, hop, res } = this;
+    this.proxy.cancel(this.req, res);
+    hop.durationMs = performance.now() - this.started;
+    if (this.outer) {
+      countBytes(this.socket, flow);
+      flow.status ??= res.statusCode;
+      this.conntrack.unpublish(flow);
+    }
+    this.route.observer.request?.(flow, hop, this.outer);
   }
 }
 
