@@ -323,6 +323,34 @@ test('request bodies: none, empty, sized and chunked reach the pod as sent, seve
   }
 });
 
+test('the pod sees the request-target the client sent: no slash collapsed, no backslash turned, nothing re-escaped', async (t) => {
+  const r = range(118);
+  const pod = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-length': Buffer.byteLength(req.url ?? '') }).end(req.url));
+  });
+  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
+  const m = await tempManifest(selectorless('paths', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
+  const run = await startPortlab(r, [m.file]);
+  const targets = ['/a//b?x=1&y=%2F', '/a\\b', '//lead', '/%7Bx%7D/{y}', '/q?next=http://other//x'];
+  try {
+    for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) {
+      for (const target of targets) {
+        for (const [method, body] of [['GET', ''], ['POST', 'hello']] as const) {
+          const head = `${method} ${target} HTTP/1.1\r\nHost: paths\r\nConnection: close\r\n${body ? `Content-Length: ${body.length}\r\n` : ''}\r\n`;
+          const raw = await rawExchange(host, port, head + body);
+          t.is(splitHead(raw)[1], target, `${method} ${target} at ${host}:${port}`);
+        }
+      }
+    }
+  } finally {
+    await run.close();
+    pod.closeAllConnections();
+    await new Promise<void>((resolve) => pod.close(() => resolve()));
+    await m.cleanup();
+  }
+});
+
 test('WebSocket echo through node → service → pod, and an upgrade to a dead backend leaves the process up', async (t) => {
   const r = range(137);
   const wss = new WebSocketServer({ host: r.backend(1), port: 5000 });

@@ -103,12 +103,30 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse)
   proxyRes.on('end', () => res.end()); // 'end' and 'close' come once: on() saves once()'s wrapper
 }
 
+// The client request whose pod request http-proxy is building right now. proxy.web() runs synchronously from the
+// call to the point where it pipes the body source into the pod's request, so the body source can read it there.
+let building: http.IncomingMessage | undefined;
+
 /**
- * EMPTY_BODY stands in for the request body when there is none. http-proxy streams `options.buffer || req` into the
- * pod's request with pipe(); for a GET that is seven listeners and a scheduled resume to carry zero bytes. This ends
- * the pod's request at once, which is what the pipe would do when the empty body ends.
+ * clientPath gives the pod's request the client's own request-target, before its request line is written. http-proxy
+ * rebuilds the path through url.parse() and a join that turns `//` and `\` into `/`, so without this a pod would see
+ * another path than the client sent; kube-proxy never touches it.
  */
-const EMPTY_BODY = { pipe: <T extends Writable>(dest: T): T => dest.end() as T };
+function clientPath(dest: Writable): http.IncomingMessage {
+  const req = building!;
+  building = undefined;
+  const pod = dest as http.ClientRequest;
+  if (!pod.headersSent && req.url !== undefined) pod.path = req.url;
+  return req;
+}
+
+/**
+ * The body sources stand in for http-proxy's `options.buffer`, which it pipes into the pod's request. A request
+ * without a body ends the pod's request at once: piping an empty IncomingMessage costs seven listeners and a
+ * scheduled resume to carry zero bytes. A request with one is piped, as http-proxy would.
+ */
+const EMPTY_BODY = { pipe: <T extends Writable>(dest: T): T => (clientPath(dest), dest.end() as T) };
+const STREAMED_BODY = { pipe: <T extends Writable>(dest: T): T => clientPath(dest).pipe(dest) };
 
 /** hasBody: a request has a body only with Content-Length above 0 or Transfer-Encoding (RFC 9112 §6.3). */
 function hasBody(headers: http.IncomingHttpHeaders): boolean {
@@ -150,13 +168,13 @@ export class ProxyAdapter {
   private proxiesFor(up: Upstream): { streamed: httpProxy; bodiless: httpProxy } {
     let pair = this.proxies.get(up.address);
     if (!pair) {
-      pair = { streamed: this.createProxy(up.host, up.port, up.internal, undefined), bodiless: this.createProxy(up.host, up.port, up.internal, EMPTY_BODY) };
+      pair = { streamed: this.createProxy(up.host, up.port, up.internal, STREAMED_BODY), bodiless: this.createProxy(up.host, up.port, up.internal, EMPTY_BODY) };
       this.proxies.set(up.address, pair);
     }
     return pair;
   }
 
-  private createProxy(host: string, port: number, internal: boolean, body: typeof EMPTY_BODY | undefined): httpProxy {
+  private createProxy(host: string, port: number, internal: boolean, body: typeof EMPTY_BODY): httpProxy {
     // xfwd stays off: portlab writes X-Forwarded-* itself, so the original client survives the node → service hop.
     const proxy = httpProxy.createProxyServer({
       target: { host, port, protocol: 'http:' },
@@ -165,8 +183,9 @@ export class ProxyAdapter {
       changeOrigin: false,
       ws: true,
       selfHandleResponse: true,
-      ...(body ? { buffer: body as unknown as NodeJS.ReadableStream } : {}),
-    } as httpProxy.ServerOptions);
+      // http-proxy only ever calls buffer.pipe(proxyReq).
+      buffer: body as unknown as httpProxy.ServerOptions['buffer'],
+    });
     proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
     proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req, res));
     // Without an 'error' listener http-proxy takes the process down. Every error ends in the request's onFailure.
@@ -222,7 +241,12 @@ export class ProxyAdapter {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
     dropRequestHopByHop(req.headers);
     const pair = this.proxiesFor(up);
-    (hasBody(req.headers) ? pair.streamed : pair.bodiless).web(req, res);
+    building = req;
+    try {
+      (hasBody(req.headers) ? pair.streamed : pair.bodiless).web(req, res);
+    } finally {
+      building = undefined;
+    }
   }
 
   /**
