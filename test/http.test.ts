@@ -29,6 +29,26 @@ async function podCounter(run: Running, name: string): Promise<number> {
   return sum;
 }
 
+/**
+ * withOwnPod serves `handler` as the only endpoint (r.backend(1):5000) of a selector-less Service with port 8080 and
+ * nodePort 30000, runs fn against portlab, and closes portlab, the pod and the manifest after.
+ */
+async function withOwnPod(n: number, name: string, handler: http.RequestListener, fn: (r: Range) => Promise<void>, extra: string[] = []): Promise<void> {
+  const r = range(n);
+  const pod = http.createServer(handler);
+  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
+  const m = await tempManifest(selectorless(name, [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
+  const run = await startPortlab(r, [m.file], extra);
+  try {
+    await fn(r);
+  } finally {
+    await run.close();
+    pod.closeAllConnections();
+    await new Promise<void>((resolve) => pod.close(() => resolve()));
+    await m.cleanup();
+  }
+}
+
 test('GET and POST with 10 MiB bodies round-trip intact at the node and service layer', async (t) => {
   await withSeed(130, async (r) => {
     const agent = new Agent({ localAddress: r.client });
@@ -135,9 +155,7 @@ test('upstream timeout: 504 after --upstream-timeout', async (t) => {
 });
 
 test('upstream timeout counts silence: a pod that drips its body is not cut; one that stalls mid-body is', async (t) => {
-  const r = range(126);
-  const timers = new Set<NodeJS.Timeout>();
-  const pod = http.createServer((req, res) => {
+  const pod: http.RequestListener = (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.flushHeaders();
     // /drip: a byte every 100 ms for 1.5 s, longer than the 1 s timeout in all, but never silent for a tenth of it.
@@ -148,38 +166,30 @@ test('upstream timeout counts silence: a pod that drips its body is not cut; one
       res.write('.');
       if (++sent === 15) {
         clearInterval(tick);
-        timers.delete(tick);
         res.end();
       }
     }, 100);
-    timers.add(tick);
     res.on('close', () => clearInterval(tick));
-  });
-  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
-  const m = await tempManifest(selectorless('slow', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
-  const run = await startPortlab(r, [m.file], ['--upstream-timeout', '1s']);
-  const agent = new Agent({ localAddress: r.client });
-  try {
-    for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
-      const drip = await request(`${base}/drip`, { dispatcher: agent });
-      t.is(drip.statusCode, 200, base);
-      t.is(await drip.body.text(), '.'.repeat(15), `${base}: a steady body arrives whole`);
-      const stall = await request(`${base}/stall`, { dispatcher: agent });
-      t.is(stall.statusCode, 200, base);
-      const outcome = await stall.body.text().then(
-        () => 'ended',
-        () => 'cut',
-      );
-      t.is(outcome, 'cut', `${base}: a stalled body is cut, not left hanging`);
+  };
+  await withOwnPod(126, 'slow', pod, async (r) => {
+    const agent = new Agent({ localAddress: r.client });
+    try {
+      for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
+        const drip = await request(`${base}/drip`, { dispatcher: agent });
+        t.is(drip.statusCode, 200, base);
+        t.is(await drip.body.text(), '.'.repeat(15), `${base}: a steady body arrives whole`);
+        const stall = await request(`${base}/stall`, { dispatcher: agent });
+        t.is(stall.statusCode, 200, base);
+        const outcome = await stall.body.text().then(
+          () => 'ended',
+          () => 'cut',
+        );
+        t.is(outcome, 'cut', `${base}: a stalled body is cut, not left hanging`);
+      }
+    } finally {
+      await agent.close();
     }
-  } finally {
-    await agent.close();
-    await run.close();
-    for (const tick of timers) clearInterval(tick);
-    pod.closeAllConnections();
-    await new Promise<void>((resolve) => pod.close(() => resolve()));
-    await m.cleanup();
-  }
+  }, ['--upstream-timeout', '1s']);
 });
 
 test('client abort: the pod sees its request cancelled', async (t) => {
@@ -240,8 +250,7 @@ function splitHead(raw: string): [string, string] {
 }
 
 test('response relay: end-to-end headers and their order kept, hop-by-hop headers dropped, HTTP/1.0 and HEAD framed right', async (t) => {
-  const r = range(139);
-  const pod = http.createServer((req, res) => {
+  const pod: http.RequestListener = (req, res) => {
     if (req.url === '/empty') {
       res.writeHead(204, { 'X-Custom': 'kept' }).end();
       return;
@@ -254,11 +263,8 @@ test('response relay: end-to-end headers and their order kept, hop-by-hop header
     res.setHeader('X-Custom', 'kept');
     res.write('hello ');
     res.end('world');
-  });
-  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
-  const m = await tempManifest(selectorless('relay', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
-  const run = await startPortlab(r, [m.file]);
-  try {
+  };
+  await withOwnPod(139, 'relay', pod, async (r) => {
     for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) {
       const at = `${host}:${port}`;
       const v11 = await rawExchange(host, port, `GET / HTTP/1.1\r\nHost: relay\r\nConnection: close, X-Client-Hop\r\nX-Client-Hop: 1\r\n\r\n`);
@@ -281,26 +287,17 @@ test('response relay: end-to-end headers and their order kept, hop-by-hop header
       const empty = await rawExchange(host, port, `GET /empty HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n`);
       t.regex(empty, /^HTTP\/1\.1 204 No Content\r\n[^]*X-Custom: kept\r\n[^]*\r\n\r\n$/, `${at}: 204 relayed with no body`);
     }
-  } finally {
-    await run.close();
-    await new Promise<void>((resolve) => pod.close(() => resolve()));
-    pod.closeAllConnections();
-    await m.cleanup();
-  }
+  });
 });
 
 test('request bodies: none, empty, sized and chunked reach the pod as sent, several on one keep-alive connection', async (t) => {
-  const r = range(129);
   // The pod answers with what it saw: framing headers and the body.
-  const pod = http.createServer(async (req, res) => {
+  const pod: http.RequestListener = async (req, res) => {
     let body = '';
     for await (const chunk of req) body += String(chunk);
     const saw = `${req.method} length=${req.headers['content-length'] ?? '-'} te=${req.headers['transfer-encoding'] ?? '-'} body=${body}`;
     res.writeHead(200, { 'content-length': Buffer.byteLength(saw) }).end(saw);
-  });
-  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
-  const m = await tempManifest(selectorless('bodies', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
-  const run = await startPortlab(r, [m.file]);
+  };
   const requests = [
     ['GET /a HTTP/1.1\r\nHost: b\r\n\r\n', 'GET length=- te=- body='],
     ['POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\n\r\n', 'POST length=0 te=- body='],
@@ -308,32 +305,23 @@ test('request bodies: none, empty, sized and chunked reach the pod as sent, seve
     ['PUT /d HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n', 'PUT length=- te=chunked body=abcde'],
     ['GET /e HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n', 'GET length=- te=- body='],
   ];
-  try {
+  await withOwnPod(129, 'bodies', pod, async (r) => {
     for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) {
       // All five in one write, pipelined on one connection: a bodiless request must not stall the ones behind it.
       const raw = await rawExchange(host, port, requests.map(([req]) => req).join(''));
       const bodies = raw.split(/HTTP\/1\.1 200 OK\r\n[^]*?\r\n\r\n/).slice(1);
       t.deepEqual(bodies, requests.map(([, saw]) => saw), `${host}:${port}: ${JSON.stringify(raw.slice(0, 200))}`);
     }
-  } finally {
-    await run.close();
-    await new Promise<void>((resolve) => pod.close(() => resolve()));
-    pod.closeAllConnections();
-    await m.cleanup();
-  }
+  });
 });
 
 test('the pod sees the request-target the client sent: no slash collapsed, no backslash turned, nothing re-escaped', async (t) => {
-  const r = range(118);
-  const pod = http.createServer((req, res) => {
+  const pod: http.RequestListener = (req, res) => {
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-length': Buffer.byteLength(req.url ?? '') }).end(req.url));
-  });
-  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
-  const m = await tempManifest(selectorless('paths', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
-  const run = await startPortlab(r, [m.file]);
+  };
   const targets = ['/a//b?x=1&y=%2F', '/a\\b', '//lead', '/%7Bx%7D/{y}', '/q?next=http://other//x'];
-  try {
+  await withOwnPod(118, 'paths', pod, async (r) => {
     for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) {
       for (const target of targets) {
         for (const [method, body] of [['GET', ''], ['POST', 'hello']] as const) {
@@ -343,12 +331,7 @@ test('the pod sees the request-target the client sent: no slash collapsed, no ba
         }
       }
     }
-  } finally {
-    await run.close();
-    pod.closeAllConnections();
-    await new Promise<void>((resolve) => pod.close(() => resolve()));
-    await m.cleanup();
-  }
+  });
 });
 
 test('WebSocket echo through node → service → pod, and an upgrade to a dead backend leaves the process up', async (t) => {
