@@ -163,7 +163,7 @@ export class HttpForwarder {
     }
     this.proxy.ws(req, socket, head, up, {
       onFailure: (failure) => {
-        flow.error = `upstream ${up.host}:${up.port}: ${failure.code}`;
+        flow.error = `upstream ${up.address}: ${failure.code}`;
         route.observer.connectFailed(failure.code);
       },
     });
