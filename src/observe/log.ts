@@ -89,7 +89,7 @@ function quoted(v: string): string {
  */
 function millis(ms: number): string {
   const us = Math.round(ms * 1000);
-  if (!(us >= 0 && us < 1e15)) return JSON.stringify(Math.round(ms * 1000) / 1000);
+  if (!(us >= 0 && us < 1e15)) return JSON.stringify(round(ms));
   const whole = Math.floor(us / 1000);
   const frac = us - whole * 1000;
   if (frac === 0) return `${whole}`;
