@@ -132,18 +132,40 @@ test('JSON log lines written straight from a flow equal JSON.stringify of its re
   for (const at of [1700000000007, 1700000000000, 1700000000999, 1700000001010]) t.is(isoNow(at), new Date(at).toISOString());
 });
 
-test('the traffic log batches lines as UTF-8 bytes, in order, within FLUSH_MS; a line too long for a batch still goes out in place', async (t) => {
-  const writes: Buffer[] = [];
-  const out = { write: (chunk: Buffer | string) => writes.push(Buffer.from(chunk)) } as unknown as NodeJS.WritableStream;
+test('the traffic log batches lines and flows in order within FLUSH_MS; a flow becomes its JSON line stamped when it was written', async (t) => {
+  const writes: string[] = [];
+  const out = { write: (chunk: Buffer | string) => writes.push(String(chunk)) } as unknown as NodeJS.WritableStream;
   const log = new TrafficLog('json', out, false);
-  const lines = Array.from({ length: 3000 }, (_, i) => `{"n":${i},"path":"/é/${'x'.repeat(i % 50)}"}`);
-  lines.splice(1500, 0, `{"long":"${'ü'.repeat(30_000)}"}`);
-  for (const line of lines) log.write(line);
-  t.true(writes.length >= 3, `full batches went out before the timer: ${writes.length} writes`);
+  const flow = (i: number): Flow => {
+    const f = newFlow({ servicePort: 'default/s:http/TCP', protocol: 'TCP', mode: 'http', clientAddress: '127.0.0.1', clientPort: 40000 + i });
+    f.path = `/é/${i}`;
+    f.hops.push(newHop('service', '127.0.0.2:80'));
+    return f;
+  };
+  // Lines and flows interleaved: 1,200 entries, more than one batch holds, so full batches go out before the timer.
+  const expected: string[] = [];
+  const at = 1700000000123;
+  for (let i = 0; i < 1200; i++) {
+    if (i % 3 === 0) {
+      const line = `{"n":${i},"path":"/ü/${'x'.repeat(i % 50)}"}`;
+      log.write(line);
+      expected.push(line);
+    } else {
+      const f = flow(i);
+      log.writeFlow(f, at + i);
+      expected.push(jsonLine(f, new Date(at + i).toISOString()));
+    }
+  }
+  t.true(writes.length >= 2, `full batches went out before the timer: ${writes.length} writes`);
   await new Promise((resolve) => setTimeout(resolve, FLUSH_MS * 3));
-  const text = Buffer.concat(writes).toString('utf8');
-  t.is(text, `${lines.join('\n')}\n`, 'every line, once, in order, with its UTF-8 intact');
+  t.is(writes.join(''), `${expected.join('\n')}\n`, 'every entry, once, in order, each flow stamped with its own time');
   log.write('{"last":true}');
   log.flush();
-  t.true(Buffer.concat(writes).toString('utf8').endsWith('{"last":true}\n'), 'flush (shutdown) writes what is pending');
+  t.true(writes.join('').endsWith('{"last":true}\n'), 'flush (shutdown) writes what is pending');
+  const quiet = new TrafficLog('none', out, false);
+  const before = writes.length;
+  quiet.writeFlow(flow(1));
+  quiet.write('{"x":1}');
+  quiet.flush();
+  t.is(writes.length, before, '--quiet writes nothing');
 });

@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import type { Flow, HopTiming, Layer } from '../forward/flow.js';
 import type { ListenerObserver } from '../forward/route.js';
-import { isoNow, jsonLine, toRecord, type FlowRecord, type TrafficLog } from './log.js';
+import { isoNow, toRecord, type FlowRecord, type TrafficLog } from './log.js';
 import type { Metrics } from './metrics.js';
 
 /** Observers fans each finished flow out to the log, the metrics and the dashboard's live feed. */
@@ -21,15 +21,14 @@ export class Observers {
     // The record is built only when someone reads it: with --quiet and no dashboard open, a flow costs nothing more.
     const hasFeed = this.feed.listenerCount('flow') > 0;
     if (!hasFeed && !this.log.enabled) return;
-    const time = isoNow();
-    if (!hasFeed) {
-      // The hot case under load: JSON lines straight from the flow, or a text line from its record.
-      this.log.write(this.log.json ? jsonLine(flow, time) : toRecord(flow, time));
+    if (!hasFeed && this.log.json) {
+      // The hot case under load: the flow waits, and its JSON line is made with the rest of the batch.
+      this.log.writeFlow(flow);
       return;
     }
-    const record: FlowRecord = toRecord(flow, time);
+    const record: FlowRecord = toRecord(flow, isoNow());
     this.log.write(record);
-    this.feed.emit('flow', record);
+    if (hasFeed) this.feed.emit('flow', record);
   }
 
   /** forListener resolves the listener's counters up front; the hot path only adds to numbers. */
