@@ -83,24 +83,44 @@ function endToEndHeaders(proxyRes: http.IncomingMessage): string[] {
   return kept;
 }
 
+// The client's response a pod's response is relayed to, kept on the pod's response: the relay's listeners are shared
+// functions, not three closures made per response.
+const CLIENT = Symbol('portlab.client');
+type Relayed = http.IncomingMessage & { [CLIENT]: http.ServerResponse };
+
+function onPodData(this: Relayed, chunk: Buffer): void {
+  const res = this[CLIENT];
+  if (!res.write(chunk)) {
+    this.pause();
+    res.once('drain', () => this.resume());
+  }
+}
+
+function onPodEnd(this: Relayed): void {
+  this[CLIENT].end(); // 'end' and 'close' come once: on() saves once()'s wrapper
+}
+
+/** onPodClose: an upstream that dies mid-body must not leave the client with a 200 and a hang: cut the client too. */
+function onPodClose(this: Relayed): void {
+  if (!this.complete) this[CLIENT].destroy();
+}
+
 /**
  * relayResponse sends the pod's answer on: status, end-to-end headers in one writeHead, then the body with
  * backpressure. It stands in for http-proxy's outgoing passes and pipe() (its documented selfHandleResponse option),
  * which set each header with its own call and attach eight stream listeners to every response.
  */
 function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse): void {
+  const relayed = proxyRes as Relayed;
+  relayed[CLIENT] = res;
+  proxyRes.on('close', onPodClose);
   if (res.headersSent || res.destroyed) {
     proxyRes.resume();
     return;
   }
   res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, endToEndHeaders(proxyRes));
-  proxyRes.on('data', (chunk: Buffer) => {
-    if (!res.write(chunk)) {
-      proxyRes.pause();
-      res.once('drain', () => proxyRes.resume());
-    }
-  });
-  proxyRes.on('end', () => res.end()); // 'end' and 'close' come once: on() saves once()'s wrapper
+  proxyRes.on('data', onPodData);
+  proxyRes.on('end', onPodEnd);
 }
 
 // The client request whose pod request http-proxy is building right now. proxy.web() runs synchronously from the
@@ -212,10 +232,6 @@ export class ProxyAdapter {
   private onProxyRes(proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse): void {
     const ctx = contexts.get(req);
     ctx?.hooks.onResponse?.(proxyRes.statusCode ?? 0);
-    // An upstream that dies mid-body must not leave the client with a 200 and a hang: cut the client too.
-    proxyRes.on('close', () => {
-      if (!proxyRes.complete) res.destroy();
-    });
     relayResponse(proxyRes, res);
   }
 
