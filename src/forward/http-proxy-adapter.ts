@@ -128,9 +128,9 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse)
 let building: http.IncomingMessage | undefined;
 
 /**
- * clientPath gives the pod's request the client's own request-target, before its request line is written. http-proxy
- * rebuilds the path through url.parse() and a join that turns `//` and `\` into `/`, so without this a pod would see
- * another path than the client sent; kube-proxy never touches it.
+ * clientPath gives the pod's request the client's own request-target, before its request line is written. Left to
+ * itself, http-proxy rebuilds the path through url.parse() and a join that turns `//` and `\` into `/`, so a pod would
+ * see another path than the client sent; kube-proxy never touches it.
  */
 function clientPath(dest: Writable): http.IncomingMessage {
   const req = building!;
@@ -169,42 +169,60 @@ function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
   return agent;
 }
 
+/** UpstreamProxies are the http-proxy servers for one upstream address (see ProxyAdapter.proxies). */
+interface UpstreamProxies {
+  streamed: httpProxy;
+  bodiless: httpProxy;
+  joined: httpProxy | undefined;
+}
+
 /** ProxyAdapter forwards requests and upgrades to an address:port, and always answers or closes the client. */
 export class ProxyAdapter {
   private readonly internalAgent: http.Agent;
   private readonly podAgent: http.Agent;
   /**
-   * Two http-proxy servers per upstream address, made on first use, one for requests with a body and one for requests
-   * without: target, agent and body source are set once, so no per-request options object is merged and parsed
-   * (http-proxy's per-call options cost as much as the rest).
+   * http-proxy servers per upstream address, made on first use: target, agent and body source are set once, so no
+   * per-request options object is merged and parsed (http-proxy's per-call options cost as much as the rest).
+   * `bodiless` and `streamed` carry requests without and with a body; their body sources set the pod's request-target,
+   * so http-proxy is told not to build one (url.parse and its path join cost more than the rest of its set-up).
+   * `joined` keeps http-proxy's own path for the two cases whose request line is written before a body source runs:
+   * WebSocket upgrades and `Expect: 100-continue`.
    */
-  private readonly proxies = new Map<string, { streamed: httpProxy; bodiless: httpProxy }>();
+  private readonly proxies = new Map<string, UpstreamProxies>();
   constructor(private readonly options: ProxyAdapterOptions) {
     this.internalAgent = keepAliveAgent(options.conntrack);
     this.podAgent = keepAliveAgent(undefined);
   }
 
   /** proxiesFor is keyed by the upstream's address, a string made once per endpoint, so its hash is already known. */
-  private proxiesFor(up: Upstream): { streamed: httpProxy; bodiless: httpProxy } {
-    let pair = this.proxies.get(up.address);
-    if (!pair) {
-      pair = { streamed: this.createProxy(up.host, up.port, up.internal, STREAMED_BODY), bodiless: this.createProxy(up.host, up.port, up.internal, EMPTY_BODY) };
-      this.proxies.set(up.address, pair);
+  private proxiesFor(up: Upstream): UpstreamProxies {
+    let set = this.proxies.get(up.address);
+    if (!set) {
+      set = { streamed: this.createProxy(up, STREAMED_BODY, false), bodiless: this.createProxy(up, EMPTY_BODY, false), joined: undefined };
+      this.proxies.set(up.address, set);
     }
-    return pair;
+    return set;
   }
 
-  private createProxy(host: string, port: number, internal: boolean, body: typeof EMPTY_BODY): httpProxy {
+  private joinedFor(up: Upstream): httpProxy {
+    const set = this.proxiesFor(up);
+    return (set.joined ??= this.createProxy(up, STREAMED_BODY, true));
+  }
+
+  private createProxy(up: Upstream, body: typeof EMPTY_BODY, joinPath: boolean): httpProxy {
     // xfwd stays off: portlab writes X-Forwarded-* itself, so the original client survives the node → service hop.
     const proxy = httpProxy.createProxyServer({
-      target: { host, port, protocol: 'http:' },
-      agent: internal ? this.internalAgent : this.podAgent,
+      target: { host: up.host, port: up.port, protocol: 'http:' },
+      agent: up.internal ? this.internalAgent : this.podAgent,
       xfwd: false,
       changeOrigin: false,
       ws: true,
       selfHandleResponse: true,
       // http-proxy only ever calls buffer.pipe(proxyReq).
       buffer: body as unknown as httpProxy.ServerOptions['buffer'],
+      // toProxy skips url.parse(req.url) and ignorePath the join; clientPath sets the path before it is written.
+      toProxy: !joinPath,
+      ignorePath: !joinPath,
     });
     proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
     proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req, res));
@@ -256,10 +274,12 @@ export class ProxyAdapter {
   web(req: http.IncomingMessage, res: http.ServerResponse, up: Upstream, hooks: ProxyHooks): void {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
     dropRequestHopByHop(req.headers);
-    const pair = this.proxiesFor(up);
+    const headers = req.headers;
+    // Node writes the request line of a request with an Expect header when it is created, before any body source runs.
+    const proxy = headers.expect !== undefined ? this.joinedFor(up) : hasBody(headers) ? this.proxiesFor(up).streamed : this.proxiesFor(up).bodiless;
     building = req;
     try {
-      (hasBody(req.headers) ? pair.streamed : pair.bodiless).web(req, res);
+      proxy.web(req, res);
     } finally {
       building = undefined;
     }
@@ -278,15 +298,16 @@ export class ProxyAdapter {
   /** ws forwards a WebSocket upgrade. On failure the raw socket is closed: a socket has no writeHead. */
   ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, up: Upstream, hooks: ProxyHooks): void {
     contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
-    this.proxiesFor(up).streamed.ws(req, socket, head);
+    this.joinedFor(up).ws(req, socket, head);
   }
 
   close(): void {
     this.internalAgent.destroy();
     this.podAgent.destroy();
-    for (const pair of this.proxies.values()) {
-      pair.streamed.close();
-      pair.bodiless.close();
+    for (const set of this.proxies.values()) {
+      set.streamed.close();
+      set.bodiless.close();
+      set.joined?.close();
     }
     this.proxies.clear();
   }
