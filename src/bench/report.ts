@@ -154,7 +154,7 @@ export function renderTable(r: Report): string {
   out.push('\nadded p50 latency per hop (difference of adjacent layers, µs)');
   out.push(pad([['hop', 'added µs'], ...r.hops.map((h) => [h.hop, fmt(h.addedUs)])]));
   out.push('\ntargets');
-  out.push(pad([['ratio', 'value', 'target', ''], ...r.ratios.map((x) => [x.name, x.value.toFixed(2), x.target, x.met ? 'met' : 'NOT met'])]));
+  out.push(pad([['ratio', 'value', 'target', ''], ...r.ratios.map((x) => [x.name, x.value.toFixed(3), x.target, x.met ? 'met' : 'NOT met'])]));
   out.push(`\nportlab process: ${r.portlab.cpuSeconds.toFixed(1)} s CPU during the run, peak RSS ${r.portlab.peakRssMiB.toFixed(0)} MiB`);
   for (const n of r.notes) out.push(`note: ${n}`);
   return `${out.join('\n')}\n`;
@@ -185,7 +185,7 @@ export function renderHtml(r: Report): string {
     chart('HTTP requests/s at c=32', r.targets.map((t) => ({ label: `${t.group} ${t.label}`, value: t.metrics.http_rps_c32?.median ?? 0, baseline: t.kind === 'baseline' })), 'req/s'),
     chart('Bulk throughput', l4.map((t) => ({ label: t.label, value: t.metrics.bulk_MBps?.median ?? 0, baseline: t.kind === 'baseline' })), 'MB/s'),
   ].join('\n');
-  const ratios = r.ratios.map((x) => `<tr><td>${esc(x.name)}</td><td>${x.value.toFixed(2)}</td><td>${esc(x.target)}</td><td>${x.met ? '✅ met' : '❌ not met'}</td></tr>`).join('');
+  const ratios = r.ratios.map((x) => `<tr><td>${esc(x.name)}</td><td>${x.value.toFixed(3)}</td><td>${esc(x.target)}</td><td>${x.met ? '✅ met' : '❌ not met'}</td></tr>`).join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>portlab bench</title>
 <style>body{font-family:system-ui;margin:24px;color:#1f2937}h1{font-size:20px}h2{font-size:15px;margin-top:28px}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #e5e7eb;text-align:left}</style></head>
 <body><h1>portlab bench</h1><p>${esc(r.machine.cpu)} · ${r.machine.cores} cores · Node ${esc(r.machine.node)} · ${r.reps} repetition(s) · ${esc(r.machine.date)}. Blue: portlab layers; grey: baselines. Numbers are medians over repetitions, comparable only to each other on this machine.</p>
