@@ -151,6 +151,12 @@ test('upstream timeout: 504 after --upstream-timeout', async (t) => {
       t.is(res.statusCode, 504, url);
       t.regex(await res.body.text(), /did not answer in time/);
     }
+    // http-proxy emits no 'proxyReq' for a request with Expect: the timeout must still hold (undici sends no Expect).
+    for (const [host, port] of [[r.node, 30000], [r.service(1), 8080]] as const) {
+      const head = `POST /?delay=2000 HTTP/1.1\r\nHost: slow\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n`;
+      const raw = await rawExchange(host, port, `${head}hello`);
+      t.regex(raw, /HTTP\/1\.1 504 Gateway Timeout\r\n[^]*did not answer in time/, `Expect at ${host}:${port}`);
+    }
   }, ['--upstream-timeout', '300ms']);
 });
 

@@ -126,6 +126,8 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse)
 // The client request whose pod request http-proxy is building right now. proxy.web() runs synchronously from the
 // call to the point where it pipes the body source into the pod's request, so the body source can read it there.
 let building: http.IncomingMessage | undefined;
+// The pod request the body source was given: web() reads it for a request that http-proxy emits no 'proxyReq' for.
+let built: http.ClientRequest | undefined;
 
 /**
  * clientPath gives the pod's request the client's own request-target, before its request line is written. Left to
@@ -136,6 +138,7 @@ function clientPath(dest: Writable): http.IncomingMessage {
   const req = building!;
   building = undefined;
   const pod = dest as http.ClientRequest;
+  built = pod;
   if (!pod.headersSent && req.url !== undefined) pod.path = req.url;
   return req;
 }
@@ -276,13 +279,20 @@ export class ProxyAdapter {
     dropRequestHopByHop(req.headers);
     const headers = req.headers;
     // Node writes the request line of a request with an Expect header when it is created, before any body source runs.
-    const proxy = headers.expect !== undefined ? this.joinedFor(up) : hasBody(headers) ? this.proxiesFor(up).streamed : this.proxiesFor(up).bodiless;
+    const expects = headers.expect !== undefined;
+    const proxy = expects ? this.joinedFor(up) : hasBody(headers) ? this.proxiesFor(up).streamed : this.proxiesFor(up).bodiless;
     building = req;
+    built = undefined;
     try {
       proxy.web(req, res);
     } finally {
       building = undefined;
     }
+    // http-proxy emits no 'proxyReq' for a request with Expect (its headers are already written), so the upstream
+    // timeout, the cancel on a client abort and the connect timing are hooked here instead.
+    const pod = built as http.ClientRequest | undefined;
+    built = undefined;
+    if (expects && pod) pod.once('socket', () => this.onProxyReq(pod, req));
   }
 
   /**
