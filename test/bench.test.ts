@@ -15,13 +15,14 @@ test('bench --quick reports every layer and metric with finite, positive values,
       targets: { id: string; group: string; metrics: Record<string, { median: number }> }[];
       hops: { hop: string; addedUs: { median: number } }[];
       ratios: { name: string; value: number }[];
+      comparisons: { name: string; value: number }[];
       portlab: { cpuSeconds: number; peakRssMiB: number };
       notes: string[];
     };
     const ids = report.targets.map((x) => x.id);
     for (const id of ['l4-pod', 'l4-service', 'l4-node', 'l4-node-direct', 'l4-pipe', 'l7-pod', 'l7-service', 'l7-node', 'l7-node-direct', 'l7-http-proxy']) t.true(ids.includes(id), id);
     for (const target of report.targets) {
-      const wanted = target.group === 'L4' ? ['tcp_rtt_p50_us', 'tcp_rtt_p90_us', 'tcp_rtt_p99_us', 'tcp_rtt_max_us', 'http_p50_us', 'http_p99_us', 'http_rps_c32', 'bulk_MBps', 'conn_per_s'] : ['http_p50_us', 'http_p99_us', 'http_rps_c32'];
+      const wanted = target.group === 'L4' ? ['tcp_rtt_p50_us', 'tcp_rtt_p90_us', 'tcp_rtt_p99_us', 'tcp_rtt_max_us', 'http_p50_us', 'http_p99_us', 'http_rps_c32', 'bulk_MBps', 'conn_per_s'] : ['http_p50_us', 'http_p99_us', 'http_rps_c32', 'cpu_us_per_req'];
       for (const metric of wanted) {
         const v = target.metrics[metric]?.median;
         t.true(typeof v === 'number' && Number.isFinite(v) && v > 0, `${target.id} ${metric}: ${v}`);
@@ -31,6 +32,9 @@ test('bench --quick reports every layer and metric with finite, positive values,
     for (const h of report.hops) t.true(Number.isFinite(h.addedUs.median), h.hop);
     t.is(report.ratios.length, 4);
     for (const r of report.ratios) t.true(Number.isFinite(r.value) && r.value > 0, r.name);
+    t.is(report.comparisons.length, 1);
+    for (const c of report.comparisons) t.true(Number.isFinite(c.value) && c.value > 0, c.name);
+    t.regex(run.stdout, /CPU µs\/req/);
     t.true(report.portlab.cpuSeconds > 0 && report.portlab.peakRssMiB > 0);
     // HAProxy and nginx are measured when installed, and skipped with a note when not.
     for (const [id, name] of [['l4-haproxy', 'HAProxy'], ['l4-nginx', 'nginx']] as const) {

@@ -1,6 +1,6 @@
 // processes.ts — the benchmark's child processes (backend, portlab, baselines, HAProxy, nginx): start, wait, stop by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -100,6 +100,22 @@ export function cpuAndPeakRss(pid: number): { cpuSeconds: number; peakRssMiB: nu
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
   return { cpuSeconds: ticks / 100, peakRssMiB: hwm / 1024 };
+}
+
+/**
+ * cpuNanos is the CPU time a child has used, summed over its threads from /proc/PID/task/TID/schedstat: nanoseconds,
+ * where /proc/PID/stat counts 10 ms ticks, too coarse for the CPU of one slice of requests.
+ */
+export function cpuNanos(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return total;
 }
 
 /** waitListening polls until something accepts on host:port. */

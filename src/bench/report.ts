@@ -29,6 +29,8 @@ export interface Report {
   targets: (TargetInfo & { metrics: Record<string, Summary> })[];
   hops: { hop: string; group: string; metric: string; addedUs: Summary }[];
   ratios: { name: string; value: number; target: string; met: boolean }[];
+  /** comparisons are ratios shown for context, with no target. */
+  comparisons: { name: string; value: number }[];
   portlab: { cpuSeconds: number; peakRssMiB: number };
   notes: string[];
 }
@@ -100,6 +102,9 @@ export function buildReport(input: {
     { name: 'portlab L4 bulk MB/s ÷ bare pipe', value: ratio('l4-service', 'l4-pipe', 'bulk_MBps'), target: '≥ 0.9', met: ratio('l4-service', 'l4-pipe', 'bulk_MBps') >= 0.9 },
     { name: 'portlab L7 req/s at c=32 ÷ plain http-proxy', value: ratio('l7-service', 'l7-http-proxy', 'http_rps_c32'), target: '≥ 1.0', met: ratio('l7-service', 'l7-http-proxy', 'http_rps_c32') >= 1.0 },
   ];
+  const comparisons: Report['comparisons'] = [
+    { name: 'portlab L7 CPU per request at c=32 ÷ plain http-proxy', value: ratio('l7-service', 'l7-http-proxy', 'cpu_us_per_req') },
+  ];
   return {
     machine: {
       cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -115,6 +120,7 @@ export function buildReport(input: {
     targets,
     hops,
     ratios,
+    comparisons,
     portlab: input.portlab,
     notes: input.notes,
   };
@@ -147,14 +153,15 @@ export function renderTable(r: Report): string {
   out.push('');
   out.push(
     pad([
-      ['L7 target', 'http p50', 'http p99', 'req/s c=32'],
-      ...r.targets.filter((t) => t.group === 'L7').map((t) => [t.label, fmt(t.metrics.http_p50_us), fmt(t.metrics.http_p99_us), fmt(t.metrics.http_rps_c32)]),
+      ['L7 target', 'http p50', 'http p99', 'req/s c=32', 'CPU µs/req'],
+      ...r.targets.filter((t) => t.group === 'L7').map((t) => [t.label, fmt(t.metrics.http_p50_us), fmt(t.metrics.http_p99_us), fmt(t.metrics.http_rps_c32), fmt(t.metrics.cpu_us_per_req)]),
     ]),
   );
   out.push('\nadded p50 latency per hop (difference of adjacent layers, µs)');
   out.push(pad([['hop', 'added µs'], ...r.hops.map((h) => [h.hop, fmt(h.addedUs)])]));
   out.push('\ntargets');
   out.push(pad([['ratio', 'value', 'target', ''], ...r.ratios.map((x) => [x.name, x.value.toFixed(3), x.target, x.met ? 'met' : 'NOT met'])]));
+  for (const c of r.comparisons) out.push(`${c.name}: ${c.value.toFixed(3)} (for context, not a target)`);
   out.push(`\nportlab process: ${r.portlab.cpuSeconds.toFixed(1)} s CPU during the run, peak RSS ${r.portlab.peakRssMiB.toFixed(0)} MiB`);
   for (const n of r.notes) out.push(`note: ${n}`);
   return `${out.join('\n')}\n`;
@@ -183,9 +190,12 @@ export function renderHtml(r: Report): string {
     chart('L7: HTTP keep-alive latency at c=1 (p50 bar, p99 tick)', l7.map((t) => ({ label: t.label, value: t.metrics.http_p50_us?.median ?? 0, tick: t.metrics.http_p99_us?.median, baseline: t.kind === 'baseline' })), 'µs'),
     chart('Added p50 latency per hop', r.hops.map((h) => ({ label: h.hop, value: Math.max(0, h.addedUs.median), baseline: !h.hop.includes('portlab') })), 'µs'),
     chart('HTTP requests/s at c=32', r.targets.map((t) => ({ label: `${t.group} ${t.label}`, value: t.metrics.http_rps_c32?.median ?? 0, baseline: t.kind === 'baseline' })), 'req/s'),
+    chart('L7: CPU per request at c=32 (the process that answers)', l7.map((t) => ({ label: t.label, value: t.metrics.cpu_us_per_req?.median ?? 0, baseline: t.kind === 'baseline' })), 'µs'),
     chart('Bulk throughput', l4.map((t) => ({ label: t.label, value: t.metrics.bulk_MBps?.median ?? 0, baseline: t.kind === 'baseline' })), 'MB/s'),
   ].join('\n');
-  const ratios = r.ratios.map((x) => `<tr><td>${esc(x.name)}</td><td>${x.value.toFixed(3)}</td><td>${esc(x.target)}</td><td>${x.met ? '✅ met' : '❌ not met'}</td></tr>`).join('');
+  const ratios =
+    r.ratios.map((x) => `<tr><td>${esc(x.name)}</td><td>${x.value.toFixed(3)}</td><td>${esc(x.target)}</td><td>${x.met ? '✅ met' : '❌ not met'}</td></tr>`).join('') +
+    r.comparisons.map((c) => `<tr><td>${esc(c.name)}</td><td>${c.value.toFixed(3)}</td><td>–</td><td>for context</td></tr>`).join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>portlab bench</title>
 <style>body{font-family:system-ui;margin:24px;color:#1f2937}h1{font-size:20px}h2{font-size:15px;margin-top:28px}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #e5e7eb;text-align:left}</style></head>
 <body><h1>portlab bench</h1><p>${esc(r.machine.cpu)} · ${r.machine.cores} cores · Node ${esc(r.machine.node)} · ${r.reps} repetition(s) · ${esc(r.machine.date)}. Blue: portlab layers; grey: baselines. Numbers are medians over repetitions, comparable only to each other on this machine.</p>

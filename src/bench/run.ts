@@ -9,13 +9,15 @@ import { NODE_FLAGS } from '../cli/node-flags.js';
 import type { Options } from '../cli/options.js';
 import { bulk, connRate, connect, histogram, httpLatency, httpThroughput, latencyClient, perSecond, pingPong, stats, tally, throughputPool, type Addr, type Histogram, type Tally } from './measure.js';
 import { ADDR, BENCH_PORTS, SERVICE, benchManifest } from './plan.js';
-import { CLI, cpuAndPeakRss, startChild, startHaproxy, startNginx, stopAll } from './processes.js';
+import { CLI, cpuAndPeakRss, cpuNanos, startChild, startHaproxy, startNginx, stopAll } from './processes.js';
 import { buildReport, renderHtml, renderTable, type Sample, type TargetInfo } from './report.js';
 
 interface Target extends TargetInfo {
   echo?: Addr;
   web: Addr;
   sink?: Addr;
+  /** server is the process that answers an L7 target (portlab, the baseline, or the backend), for its CPU per request. */
+  server?: number;
 }
 
 /**
@@ -32,7 +34,15 @@ const A = ADDR.viaService;
 const B = ADDR.direct;
 const svcIP = (cidr: string) => cidr.replace(/0\/24$/, '1');
 
-function targets(haproxy: boolean, nginx: boolean): Target[] {
+/** Servers are the PIDs of the processes that answer the L7 targets. */
+interface Servers {
+  backend: number;
+  portlab: number;
+  direct: number;
+  baselines: number;
+}
+
+function targets(haproxy: boolean, nginx: boolean, pid: Servers): Target[] {
   const at = (host: string, port: number): Addr => ({ host, port });
   const l4 = (id: string, label: string, host: string, p: { echo: number; web: number; sink: number }, kind: TargetInfo['kind']): Target => ({
     id,
@@ -53,11 +63,11 @@ function targets(haproxy: boolean, nginx: boolean): Target[] {
   if (haproxy) list.push(l4('l4-haproxy', 'HAProxy tcp mode', ADDR.haproxy, BENCH_PORTS, 'baseline'));
   if (nginx) list.push(l4('l4-nginx', 'nginx stream', ADDR.nginx, BENCH_PORTS, 'baseline'));
   list.push(
-    { id: 'l7-pod', label: 'pod (direct to backend)', group: 'L7', kind: 'layer', web: at(ADDR.backend, BENCH_PORTS.web) },
-    { id: 'l7-service', label: 'portlab service port (L7)', group: 'L7', kind: 'layer', web: at(svcIP(A.serviceCidr), SERVICE.http.port) },
-    { id: 'l7-node', label: 'portlab nodePort via service (L7)', group: 'L7', kind: 'layer', web: at(A.node, SERVICE.http.nodePort) },
-    { id: 'l7-node-direct', label: 'portlab nodePort direct (L7)', group: 'L7', kind: 'layer', web: at(B.node, SERVICE.http.nodePort) },
-    { id: 'l7-http-proxy', label: 'plain http-proxy, keep-alive (baseline)', group: 'L7', kind: 'baseline', web: at(ADDR.httpProxy, BENCH_PORTS.web) },
+    { id: 'l7-pod', label: 'pod (direct to backend)', group: 'L7', kind: 'layer', web: at(ADDR.backend, BENCH_PORTS.web), server: pid.backend },
+    { id: 'l7-service', label: 'portlab service port (L7)', group: 'L7', kind: 'layer', web: at(svcIP(A.serviceCidr), SERVICE.http.port), server: pid.portlab },
+    { id: 'l7-node', label: 'portlab nodePort via service (L7)', group: 'L7', kind: 'layer', web: at(A.node, SERVICE.http.nodePort), server: pid.portlab },
+    { id: 'l7-node-direct', label: 'portlab nodePort direct (L7)', group: 'L7', kind: 'layer', web: at(B.node, SERVICE.http.nodePort), server: pid.direct },
+    { id: 'l7-http-proxy', label: 'plain http-proxy, keep-alive (baseline)', group: 'L7', kind: 'baseline', web: at(ADDR.httpProxy, BENCH_PORTS.web), server: pid.baselines },
   );
   return list;
 }
@@ -83,19 +93,20 @@ export async function runBench(options: Options): Promise<number> {
   process.once('SIGINT', onSignal);
   try {
     progress('starting backend, portlab and baselines…');
-    await startChild('backend', process.execPath, [new URL('./backend.js', import.meta.url).pathname, ADDR.backend]);
+    const backend = await startChild('backend', process.execPath, [new URL('./backend.js', import.meta.url).pathname, ADDR.backend]);
     const common = ['up', '-f', manifest, '--log-format', 'json'];
     // Each portlab writes its traffic log to a file, as `portlab up > traffic.log` would: logging stays on, and its
     // cost falls on portlab, not on this process.
     const logs = [path.join(dir, 'portlab.log'), path.join(dir, 'portlab-direct.log')] as const;
     const portlab = await startChild('portlab', process.execPath, [...NODE_FLAGS, CLI, ...common, '--node-address', A.node, '--service-cidr', A.serviceCidr, '--pod-cidr', A.podCidr, '--admin', A.admin], { stdoutFile: logs[0] });
-    await startChild('portlab-direct', process.execPath, [...NODE_FLAGS, CLI, ...common, '--nodeport-hop', 'direct', '--node-address', B.node, '--service-cidr', B.serviceCidr, '--pod-cidr', B.podCidr, '--admin', 'off'], { stdoutFile: logs[1] });
-    await startChild('baselines', process.execPath, [new URL('./baselines.js', import.meta.url).pathname, ADDR.pipe, ADDR.httpProxy, ADDR.backend]);
+    const direct = await startChild('portlab-direct', process.execPath, [...NODE_FLAGS, CLI, ...common, '--nodeport-hop', 'direct', '--node-address', B.node, '--service-cidr', B.serviceCidr, '--pod-cidr', B.podCidr, '--admin', 'off'], { stdoutFile: logs[1] });
+    const baselines = await startChild('baselines', process.execPath, [new URL('./baselines.js', import.meta.url).pathname, ADDR.pipe, ADDR.httpProxy, ADDR.backend]);
     const haproxy = await startHaproxy().catch((e: Error) => `HAProxy failed to start: ${e.message}`);
     const nginx = await startNginx().catch((e: Error) => `nginx failed to start: ${e.message}`);
     if (typeof haproxy === 'string') notes.push(`skipped HAProxy: ${haproxy}`);
     if (typeof nginx === 'string') notes.push(`skipped nginx: ${nginx}`);
-    const list = targets(typeof haproxy !== 'string', typeof nginx !== 'string');
+    const servers = { backend: backend.proc.pid!, portlab: portlab.proc.pid!, direct: direct.proc.pid!, baselines: baselines.proc.pid! };
+    const list = targets(typeof haproxy !== 'string', typeof nginx !== 'string', servers);
     const cpuBefore = cpuAndPeakRss(portlab.proc.pid!);
 
     // Warm-up: JIT, agents' keep-alive pools and the kernel's caches, on every target.
@@ -159,16 +170,25 @@ export async function runBench(options: Options): Promise<number> {
       }
       await settle();
 
-      // Requests/s at concurrency 32: one pool per target, time slices take turns.
+      // Requests/s at concurrency 32: one pool per target, time slices take turns. The CPU the answering process uses
+      // in its own slices gives an L7 target's CPU per request: steadier than req/s on a machine whose two cores the
+      // load generator, the backend and the proxy share.
       const pools = new Map(order.map((t) => [t, throughputPool(t.web, 32)] as const));
       const rps = new Map<Target, Tally>(order.map((t) => [t, tally()]));
+      const cpuNs = new Map<Target, number>();
       for (let i = 0; i < slices; i++) {
         tick('http req/s c=32');
-        for (const t of order) await httpThroughput(pools.get(t)!, 32, size.throughputMs / slices, 2_000_000, rps.get(t)!);
+        for (const t of order) {
+          const before = t.server === undefined ? 0 : cpuNanos(t.server);
+          await httpThroughput(pools.get(t)!, 32, size.throughputMs / slices, 2_000_000, rps.get(t)!);
+          if (t.server !== undefined) cpuNs.set(t, (cpuNs.get(t) ?? 0) + cpuNanos(t.server) - before);
+        }
       }
       await Promise.all([...pools.values()].map((p) => p.close()));
       for (const [t, r] of rps) {
         add(t, 'http_rps_c32', rep, perSecond(r));
+        const ns = cpuNs.get(t);
+        if (ns !== undefined && r.done > 0) add(t, 'cpu_us_per_req', rep, ns / 1000 / r.done);
         if (r.errors > 0) notes.push(`${t.label}: ${r.errors} failed requests in rep ${rep + 1}`);
       }
       await settle();
