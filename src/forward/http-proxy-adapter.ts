@@ -126,19 +126,19 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse)
 // The client request whose pod request http-proxy is building right now. proxy.web() runs synchronously from the
 // call to the point where it pipes the body source into the pod's request, so the body source can read it there.
 let building: http.IncomingMessage | undefined;
-// The pod request the body source was given: web() reads it for a request that http-proxy emits no 'proxyReq' for.
-let built: http.ClientRequest | undefined;
 
 /**
  * clientPath gives the pod's request the client's own request-target, before its request line is written. Left to
  * itself, http-proxy rebuilds the path through url.parse() and a join that turns `//` and `\` into `/`, so a pod would
- * see another path than the client sent; kube-proxy never touches it.
+ * see another path than the client sent; kube-proxy never touches it. It also keeps the pod's request in the client
+ * request's context, so a client abort can cancel it from here on.
  */
 function clientPath(dest: Writable): http.IncomingMessage {
   const req = building!;
   building = undefined;
   const pod = dest as http.ClientRequest;
-  built = pod;
+  const ctx = contexts.get(req);
+  if (ctx) ctx.proxyReq = pod;
   if (!pod.headersSent && req.url !== undefined) pod.path = req.url;
   return req;
 }
@@ -234,10 +234,10 @@ export class ProxyAdapter {
     return proxy;
   }
 
+  /** onProxyReq runs once the pod's request has its socket: the upstream timeout and the connect timing start here. */
   private onProxyReq(proxyReq: http.ClientRequest, req: http.IncomingMessage): void {
     const ctx = contexts.get(req);
     if (!ctx) return;
-    ctx.proxyReq = proxyReq;
     if (this.options.upstreamTimeoutMs > 0) {
       proxyReq.setTimeout(this.options.upstreamTimeoutMs, () => {
         ctx.timedOut = true;
@@ -282,17 +282,15 @@ export class ProxyAdapter {
     const expects = headers.expect !== undefined;
     const proxy = expects ? this.joinedFor(up) : hasBody(headers) ? this.proxiesFor(up).streamed : this.proxiesFor(up).bodiless;
     building = req;
-    built = undefined;
     try {
       proxy.web(req, res);
     } finally {
       building = undefined;
     }
     // http-proxy emits no 'proxyReq' for a request with Expect (its headers are already written), so the upstream
-    // timeout, the cancel on a client abort and the connect timing are hooked here instead.
-    const pod = built as http.ClientRequest | undefined;
-    built = undefined;
-    if (expects && pod) pod.once('socket', () => this.onProxyReq(pod, req));
+    // timeout and the connect timing are hooked to the pod's request that the body source was given.
+    const pod = expects ? contexts.get(req)?.proxyReq : undefined;
+    if (pod) pod.once('socket', () => this.onProxyReq(pod, req));
   }
 
   /**
