@@ -114,9 +114,4 @@ export class Portlab {
     await this.proxier.close(drainMs);
     this.log.flush(); // the last lines of the drain are not lost
   }
-
-  /** flushLog writes log lines still waiting for the end of this event-loop turn. */
-  flushLog(): void {
-    this.log.flush();
-  }
 }
