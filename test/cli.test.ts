@@ -1,4 +1,5 @@
 // The real binary: exit codes, a port in use, a slow reader, and signals.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import test from 'ava';
@@ -161,7 +162,7 @@ test("portlab's Node flags are the same in the CLI's shebang, `npm start` and th
   const flags = NODE_FLAGS.join(' ');
   t.is(readFileSync(CLI, 'utf8').split('\n')[0], `#!/usr/bin/env -S node ${flags}`);
   const pkg = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')) as { scripts: Record<string, string> };
-  t.true(pkg.scripts.start!.startsWith(`node ${flags} dist/src/cli/main.js `), pkg.scripts.start);
+  t.true(pkg.scripts.start!.startsWith(`exec node ${flags} dist/src/cli/main.js `), pkg.scripts.start);
   // Started through its shebang, as `npx portlab` does: the flags reach the process.
   const r = range(127);
   const cli = await startCli(['up', '-f', SEED, ...r.args], 20_000, [], true);
@@ -172,6 +173,51 @@ test("portlab's Node flags are the same in the CLI's shebang, `npm start` and th
     t.is(await cli.stop(), 0);
   }
 });
+
+test('SIGTERM to `npm start` reaches portlab: it drains and exits, and is not left running without its parent', async (t) => {
+  // npm passes the signal to the script's shell; `exec` makes that shell portlab itself. Without it the shell died and
+  // portlab kept running, orphaned. --ignore-scripts skips the prestart build: the tests run on the built dist.
+  const r = range(129);
+  const npm = spawn('npm', ['start', '--ignore-scripts', '--', ...r.args, '--drain-timeout', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  npm.stdout.on('data', (d) => (output += d));
+  npm.stderr.on('data', (d) => (output += d));
+  const npmExit = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+  let portlabPid: number | undefined;
+  const started: number[] = [];
+  try {
+    await waitFor(() => output.includes('ready:'), '`npm start` to print ready', 20_000);
+    // The script's process is npm's only child: portlab, once the shell has exec'd it.
+    const children = childrenOf(npm.pid!);
+    started.push(...children, ...children.flatMap(childrenOf)); // cleaned up below, should the test fail
+    t.is(children.length, 1, output);
+    portlabPid = children[0]!;
+    const argv = readFileSync(`/proc/${portlabPid}/cmdline`, 'utf8').split('\0');
+    t.true(argv[0]!.endsWith('node') && argv.some((a) => a.endsWith('main.js')), `npm's child is portlab, not a shell: ${argv.join(' ')}`);
+    npm.kill('SIGTERM');
+    t.is(await npmExit, 0, output);
+    await waitFor(() => !isAlive(portlabPid!), `portlab (PID ${portlabPid}) to exit`, 5_000);
+    t.regex(output, /SIGTERM: draining/);
+    t.true(await isClosed(r.node, 30000), 'nothing listens after the drain');
+  } finally {
+    if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+    for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+});
+
+function childrenOf(pid: number): number[] {
+  const list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return list ? list.split(' ').map(Number) : [];
+}
+
+/** isAlive: the PID runs and is not a zombie waiting for its parent to reap it. */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 test('two SIGTERMs at once (as timeout(1) sends them, to the PID and its group) still exit 0', async (t) => {
   // Before, the second signal could land while Node tore down its signal handlers, and the run ended with 143.
