@@ -3,6 +3,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
 import { parseManifests } from '../src/manifest/load.js';
+import { formatProblem } from '../src/manifest/problems.js';
 import { buildDesiredState } from '../src/model/desired-state.js';
 import { FIXTURES } from './helpers/portlab.js';
 
@@ -20,7 +21,8 @@ const PLAN = {
 async function plan(rel: string, text?: string) {
   const source = { file: rel, text: text ?? (await readFile(path.join(FIXTURES, '..', rel), 'utf8')) };
   const parsed = parseManifests([source], { nodePortRange: [30000, 32767] });
-  if (!parsed.manifests) return { problems: parsed.problems.map((p) => `${p.where}: ${p.message}`) };
+  // As printed: a problem with context (a YAML syntax error's source lines and hint) spans several lines.
+  if (!parsed.manifests) return { problems: parsed.problems.flatMap((p) => formatProblem(p).split('\n')) };
   const built = buildDesiredState(parsed.manifests, PLAN);
   return { state: built.state, problems: built.problems.map((p) => `${p.where}: ${p.message}`) };
 }

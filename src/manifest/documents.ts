@@ -1,6 +1,6 @@
 // documents.ts — YAML/JSON text → Kubernetes objects that remember where each field stands (file:line:col).
 import * as jsyaml from 'js-yaml';
-import { LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { LineCounter, parseAllDocuments, type Document, type Node, type YAMLError } from 'yaml';
 import type { Source } from './sources.js';
 import { problemAt, type Problem } from './problems.js';
 
@@ -91,7 +91,7 @@ function parseWithPositions(source: Source): ParsedDocuments {
   for (const doc of list) {
     if (doc.errors.length > 0) {
       broken = true;
-      for (const e of doc.errors) problems.push(problemAt(source.file, e.linePos?.[0], yamlMessage(e.code, e.message, source.text, e.linePos?.[0])));
+      problems.push(...yamlProblems(source, doc.errors));
       continue;
     }
     const empty = doc.contents === null || doc.contents === undefined;
@@ -166,6 +166,48 @@ function locator(file: string, doc: Document, lineCounter: LineCounter): (path: 
     }
     return `${file}:1:1`;
   };
+}
+
+/**
+ * yamlProblems reports every duplicate key, but of the syntax errors only the first: one slip of indentation makes the
+ * parser misread the lines after it, so the rest mostly repeat it (the seed's ports dedented by two gave nine), and
+ * kubectl reports one too. That one comes with the lines around it and what to check.
+ */
+function yamlProblems(source: Source, errors: YAMLError[]): Problem[] {
+  const at = (e: YAMLError) => e.linePos?.[0] ?? { line: 1, col: 1 };
+  const before = (a: YAMLError, b: YAMLError) => at(a).line - at(b).line || at(a).col - at(b).col;
+  const problem = (e: YAMLError) => problemAt(source.file, e.linePos?.[0], yamlMessage(e.code, e.message, source.text, e.linePos?.[0]));
+  const duplicates = errors.filter((e) => e.code === 'DUPLICATE_KEY');
+  const syntax = errors.filter((e) => e.code !== 'DUPLICATE_KEY').sort(before);
+  const shown = [...duplicates, ...syntax.slice(0, 1)].sort(before);
+  return shown.map((e) => {
+    const p = problem(e);
+    if (e !== syntax[0]) return p;
+    const more = syntax.length - 1;
+    p.context = [
+      ...excerpt(source.text, at(e).line),
+      e.code === 'TAB_AS_INDENT'
+        ? 'hint: indent with spaces; YAML does not allow tabs there.'
+        : 'hint: YAML nests by indentation. Start each key or "- " item in the same column as the others at its level, with spaces, and end each key with ":".',
+      ...(more > 0 ? [`(${more} more YAML error${more === 1 ? '' : 's'} after this one in the same document, most likely caused by it, not shown)`] : []),
+    ];
+    return p;
+  });
+}
+
+/** excerpt is the source from two lines before `line` to one after, numbered, with `line` marked and tabs made visible. */
+function excerpt(text: string, line: number): string[] {
+  const lines = text.split(/\r?\n/);
+  const first = Math.max(1, line - 2);
+  const last = Math.min(lines.length, line + 1);
+  const width = String(last).length;
+  const out: string[] = [];
+  for (let n = first; n <= last; n++) {
+    const src = (lines[n - 1] ?? '').replaceAll('\t', '→');
+    if (n === last && n !== line && src.trim() === '') break;
+    out.push(`${n === line ? '>' : ' '} ${String(n).padStart(width)} | ${src}`.trimEnd());
+  }
+  return out;
 }
 
 /** yamlMessage words YAML errors as kubectl does where it has a wording (duplicate keys), else keeps the parser's. */

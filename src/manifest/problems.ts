@@ -4,6 +4,8 @@
 export interface Problem {
   where: string;
   message: string;
+  /** context is printed under the problem, indented: the source lines around it and a hint. */
+  context?: string[];
 }
 
 export function problemAt(file: string, pos: { line: number; col: number } | undefined, message: string): Problem {
@@ -11,5 +13,6 @@ export function problemAt(file: string, pos: { line: number; col: number } | und
 }
 
 export function formatProblem(p: Problem): string {
-  return `${p.where}: ${p.message}`;
+  const head = `${p.where}: ${p.message}`;
+  return p.context?.length ? [head, ...p.context.map((line) => `  ${line}`)].join('\n') : head;
 }
