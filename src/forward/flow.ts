@@ -27,7 +27,6 @@ export interface Flow {
   mode: 'tcp' | 'http' | 'udp';
   clientAddress: string;
   clientPort: number;
-  startedAt: number;
   hops: HopTiming[];
   podName?: string;
   pod?: string;
@@ -71,7 +70,6 @@ export function newFlow(init: Pick<Flow, 'servicePort' | 'protocol' | 'mode' | '
     mode: init.mode,
     clientAddress: init.clientAddress,
     clientPort: init.clientPort,
-    startedAt: Date.now(),
     hops: [],
     podName: undefined,
     pod: undefined,
