@@ -168,8 +168,18 @@ const addRequest = (http.Agent.prototype as unknown as { addRequest: AddRequest 
  * `servername: ''` skips the TLS server name Node would otherwise work out from the Host header on every request.
  */
 class PoolAgent extends http.Agent {
+  constructor() {
+    // The agent's own options are copied on every request too, so only keepAlive goes there; the pool's limits are
+    // its documented properties. keepAliveMsecs stays at Node's 1000.
+    super({ keepAlive: true });
+    this.maxSockets = 512;
+    this.maxFreeSockets = 256;
+  }
+
   addRequest(req: http.ClientRequest, options: http.ClientRequestArgs): void {
-    addRequest.call(this, req, { host: options.host, port: options.port, localAddress: options.localAddress, family: options.family, servername: '' });
+    const { host, port, localAddress, family } = options;
+    const pool = localAddress === undefined && family === undefined ? { host, port, servername: '' } : { host, port, localAddress, family, servername: '' };
+    addRequest.call(this, req, pool);
   }
 }
 
@@ -177,7 +187,7 @@ class PoolAgent extends http.Agent {
 function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
   // No agent `timeout`: it makes Node arm and re-arm a socket timer and listener on every request. Idle pooled sockets
   // end when the pod's own keep-alive timeout closes them, and at most maxFreeSockets wait per pod.
-  const agent = new PoolAgent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets: 512, maxFreeSockets: 256 });
+  const agent = new PoolAgent();
   const create = (options: net.NetConnectOpts): net.Socket => {
     const socket = net.createConnection(options);
     socket.setNoDelay(true);
