@@ -72,10 +72,28 @@ function targets(haproxy: boolean, nginx: boolean, pid: Servers): Target[] {
   return list;
 }
 
-/** rotate shifts the order each repetition, so drift in machine load falls on every target alike. */
-function rotate<T>(list: T[], by: number): T[] {
-  const k = by % list.length;
-  return [...list.slice(k), ...list.slice(0, k)];
+/**
+ * turnOrder is the order targets take their turns in one slice: a fresh shuffle per repetition and slice, seeded, so
+ * a rerun takes the same turns. A fixed order (even one rotated each repetition) gives each target the same
+ * predecessor in every slice: the portlab service targets always ran right after the pod targets, whose 15,000 req/s
+ * leave the load generator with the most garbage to collect, and the baselines never did.
+ */
+function turnOrder<T>(list: T[], rep: number, slice: number): T[] {
+  let seed = (rep * 7919 + slice * 104_729 + 1) >>> 0;
+  const random = () => {
+    // mulberry32: small, fast and good enough to shuffle a dozen targets
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...list];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
 
 export async function runBench(options: Options): Promise<number> {
@@ -127,9 +145,9 @@ export async function runBench(options: Options): Promise<number> {
     const add = (t: Target, metric: string, rep: number, value: number) => samples.push({ target: t.id, metric, rep, value });
     const slices = size.slices;
     for (let rep = 0; rep < reps; rep++) {
-      const order = rotate(list, rep);
-      const echoOrder = order.filter((t) => t.echo);
-      const sinkOrder = order.filter((t) => t.sink);
+      const echoTargets = list.filter((t) => t.echo);
+      const sinkTargets = list.filter((t) => t.sink);
+      const turns = (targets: Target[], slice: number) => turnOrder(targets, rep, slice);
       const total = 5 * slices;
       let step = 0;
       const tick = (what: string) => progress(`rep ${rep + 1}/${reps} · ${Math.round((100 * ++step) / total)}% · ${what}`);
@@ -137,12 +155,12 @@ export async function runBench(options: Options): Promise<number> {
       const settle = () => new Promise((r) => setTimeout(r, size.settleMs));
 
       // TCP round trips: one open connection per target; slices of ping-pongs take turns.
-      const sockets = new Map(await Promise.all(echoOrder.map(async (t) => [t, await connect(t.echo!)] as const)));
-      const rtt = new Map<Target, Histogram>(echoOrder.map((t) => [t, histogram()]));
-      const deadline = performance.now() + size.limitMs * echoOrder.length;
+      const sockets = new Map(await Promise.all(echoTargets.map(async (t) => [t, await connect(t.echo!)] as const)));
+      const rtt = new Map<Target, Histogram>(echoTargets.map((t) => [t, histogram()]));
+      const deadline = performance.now() + size.limitMs * echoTargets.length;
       for (let i = 0; i < slices; i++) {
         tick('tcp ping-pong');
-        for (const t of echoOrder) await pingPong(sockets.get(t)!, Math.ceil(size.pings / slices), rtt.get(t)!, deadline);
+        for (const t of turns(echoTargets, i)) await pingPong(sockets.get(t)!, Math.ceil(size.pings / slices), rtt.get(t)!, deadline);
       }
       for (const s of sockets.values()) s.destroy();
       for (const [t, h] of rtt) {
@@ -155,12 +173,12 @@ export async function runBench(options: Options): Promise<number> {
       await settle();
 
       // HTTP keep-alive latency at concurrency 1: one client per target, slices take turns.
-      const clients = new Map(order.map((t) => [t, latencyClient(t.web)] as const));
-      const lat = new Map<Target, Histogram>(order.map((t) => [t, histogram()]));
-      const latDeadline = performance.now() + size.limitMs * order.length;
+      const clients = new Map(list.map((t) => [t, latencyClient(t.web)] as const));
+      const lat = new Map<Target, Histogram>(list.map((t) => [t, histogram()]));
+      const latDeadline = performance.now() + size.limitMs * list.length;
       for (let i = 0; i < slices; i++) {
         tick('http latency c=1');
-        for (const t of order) await httpLatency(clients.get(t)!, Math.ceil(size.latency / slices), lat.get(t)!, latDeadline);
+        for (const t of turns(list, i)) await httpLatency(clients.get(t)!, Math.ceil(size.latency / slices), lat.get(t)!, latDeadline);
       }
       await Promise.all([...clients.values()].map((c) => c.close()));
       for (const [t, h] of lat) {
@@ -173,12 +191,12 @@ export async function runBench(options: Options): Promise<number> {
       // Requests/s at concurrency 32: one pool per target, time slices take turns. The CPU the answering process uses
       // in its own slices gives an L7 target's CPU per request: steadier than req/s on a machine whose two cores the
       // load generator, the backend and the proxy share.
-      const pools = new Map(order.map((t) => [t, throughputPool(t.web, 32)] as const));
-      const rps = new Map<Target, Tally>(order.map((t) => [t, tally()]));
+      const pools = new Map(list.map((t) => [t, throughputPool(t.web, 32)] as const));
+      const rps = new Map<Target, Tally>(list.map((t) => [t, tally()]));
       const cpuNs = new Map<Target, number>();
       for (let i = 0; i < slices; i++) {
         tick('http req/s c=32');
-        for (const t of order) {
+        for (const t of turns(list, i)) {
           const before = t.server === undefined ? 0 : cpuNanos(t.server);
           await httpThroughput(pools.get(t)!, 32, size.throughputMs / slices, 2_000_000, rps.get(t)!);
           if (t.server !== undefined) cpuNs.set(t, (cpuNs.get(t) ?? 0) + cpuNanos(t.server) - before);
@@ -194,11 +212,11 @@ export async function runBench(options: Options): Promise<number> {
       await settle();
 
       // Bulk: one connection per target; uploads of bulkBytes / slices take turns on them.
-      const streams = new Map(await Promise.all(sinkOrder.map(async (t) => [t, await connect(t.sink!)] as const)));
-      const mb = new Map<Target, Tally>(sinkOrder.map((t) => [t, tally()]));
+      const streams = new Map(await Promise.all(sinkTargets.map(async (t) => [t, await connect(t.sink!)] as const)));
+      const mb = new Map<Target, Tally>(sinkTargets.map((t) => [t, tally()]));
       for (let i = 0; i < slices; i++) {
         tick('bulk');
-        for (const t of sinkOrder) {
+        for (const t of turns(sinkTargets, i)) {
           await bulk(streams.get(t)!, Math.ceil(size.bulkBytes / slices), size.limitMs * 4, mb.get(t)!);
           await new Promise((r) => setTimeout(r, size.settleMs / 3));
         }
@@ -207,10 +225,10 @@ export async function runBench(options: Options): Promise<number> {
       for (const [t, r] of mb) add(t, 'bulk_MBps', rep, perSecond(r) / 1e6);
 
       // New connections per second, in time slices.
-      const conns = new Map<Target, Tally>(echoOrder.map((t) => [t, tally()]));
+      const conns = new Map<Target, Tally>(echoTargets.map((t) => [t, tally()]));
       for (let i = 0; i < slices; i++) {
         tick('new connections/s');
-        for (const t of echoOrder) await connRate(t.echo!, 8, size.connMs / slices, 200_000, conns.get(t)!);
+        for (const t of turns(echoTargets, i)) await connRate(t.echo!, 8, size.connMs / slices, 200_000, conns.get(t)!);
       }
       for (const [t, r] of conns) add(t, 'conn_per_s', rep, perSecond(r));
       await settle();
