@@ -75,8 +75,8 @@ function targets(haproxy: boolean, nginx: boolean, pid: Servers): Target[] {
 /**
  * turnOrder is the order targets take their turns in one slice: a fresh shuffle per repetition and slice, seeded, so
  * a rerun takes the same turns. A fixed order (even one rotated each repetition) gives each target the same
- * predecessor in every slice: the portlab service targets always ran right after the pod targets, whose 15,000 req/s
- * leave the load generator with the most garbage to collect, and the baselines never did.
+ * predecessor in every slice, so whatever one target leaves behind (the pod targets' 15,000 req/s leave the load
+ * generator the most garbage to collect) would always land on the same next one.
  */
 function turnOrder<T>(list: T[], rep: number, slice: number): T[] {
   let seed = (rep * 7919 + slice * 104_729 + 1) >>> 0;
