@@ -157,7 +157,9 @@ function hasBody(headers: http.IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-type AddRequest = (this: http.Agent, req: http.ClientRequest, options: http.ClientRequestArgs) => void;
+/** PoolOptions are the request options Node's Agent names and opens a connection by; `servername` is its TLS name. */
+type PoolOptions = http.ClientRequestArgs & { servername?: string };
+type AddRequest = (this: http.Agent, req: http.ClientRequest, options: PoolOptions) => void;
 const addRequest = (http.Agent.prototype as unknown as { addRequest: AddRequest }).addRequest;
 
 /**
@@ -177,8 +179,10 @@ class PoolAgent extends http.Agent {
   }
 
   addRequest(req: http.ClientRequest, options: http.ClientRequestArgs): void {
-    const { host, port, localAddress, family } = options;
-    const pool = localAddress === undefined && family === undefined ? { host, port, servername: '' } : { host, port, localAddress, family, servername: '' };
+    const pool: PoolOptions = { host: options.host, port: options.port, servername: '' };
+    // Both are part of the pool's name when set; portlab's upstream requests set neither, so neither is copied.
+    if (options.localAddress !== undefined) pool.localAddress = options.localAddress;
+    if (options.family !== undefined) pool.family = options.family;
     addRequest.call(this, req, pool);
   }
 }
