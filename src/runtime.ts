@@ -1,9 +1,11 @@
-// runtime.ts — one running portlab: plan from files, sync, admin listener, reloads. The CLI and the tests both start it here.
+// runtime.ts — one running portlab: its inputs (manifests, run-time overrides), one queue of syncs, the admin
+// listener. The CLI and the tests both start it here.
 import { PortlabError } from './errors.js';
 import type { Options } from './cli/options.js';
+import type { Manifests } from './manifest/objects.js';
 import { blocksOverlap } from './model/addresses.js';
-import { planFromFiles } from './model/plan.js';
-import type { DesiredState } from './model/desired-state.js';
+import { loadManifests, planState } from './model/plan.js';
+import type { DesiredState, PodOverride } from './model/desired-state.js';
 import { AdminServer } from './observe/admin.js';
 import { SyncHealth } from './observe/health.js';
 import { TrafficLog } from './observe/log.js';
@@ -12,7 +14,15 @@ import { Observers } from './observe/observer.js';
 import { Proxier, type SyncSummary } from './sync/proxier.js';
 import { listenError } from './sync/listen-errors.js';
 
-export type RuntimeOptions = Omit<Options, 'command' | 'positionals' | 'bench' | 'output' | 'hosts'>;
+export type RuntimeOptions = Omit<Options, 'command' | 'positionals' | 'bench' | 'output' | 'hosts' | 'rules' | 'trace'>;
+
+/** REJECTED is how every failed reload begins: the running config is untouched. */
+export const REJECTED = 'reload rejected; still serving the previous config';
+
+/** How long a killed stand-in pod stays down before its workload brings it back, unless the caller says otherwise. */
+export const RESTART_DELAY_MS = 2000;
+
+export type PodAction = 'kill' | 'start' | 'ready' | 'unready';
 
 /** Portlab is the process's one instance of everything that runs. */
 export class Portlab {
@@ -21,26 +31,32 @@ export class Portlab {
   readonly observers: Observers;
   readonly proxier: Proxier;
   admin?: AdminServer;
-  private readonly respawn = new Set<NodeJS.Timeout>();
+  private manifests?: Manifests;
+  /** overrides are what users changed at run time, by pod key: inputs of every sync, like the manifests. */
+  private readonly overrides = new Map<string, PodOverride>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** restarts are the pending restarts of killed pods, by pod key. */
+  private readonly restarts = new Map<string, NodeJS.Timeout>();
+  /** queue serialises every change of input: reloads, pod kills and readiness, probe timers. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
   private constructor(
     readonly options: RuntimeOptions,
     private readonly log: TrafficLog,
   ) {
     this.observers = new Observers(this.metrics, log);
+    const shared = options.addresses === 'shared';
     this.proxier = new Proxier(
       {
-        balance: options.balance,
-        nodeportHop: options.nodeportHop,
         upstreamTimeoutMs: options.upstreamTimeoutMs,
         headersTimeoutMs: options.headersTimeoutMs,
         udpTimeoutMs: options.udpTimeoutMs,
-        idleTimeoutMs: options.idleTimeoutMs,
         drainTimeoutMs: options.drainTimeoutMs,
         maxConnections: options.maxConnections,
-        checkClaimsEverySync:
-          options.addresses === 'shared' ||
-          blocksOverlap([options.serviceCidr, options.podCidr, options.loadBalancerCidr, options.nodes > 1 ? options.nodeCidr : options.nodeAddress]),
+        seed: options.seed,
+        shared,
+        checkClaimsEverySync: shared || blocksOverlap([options.serviceCidr, options.podCidr, options.loadBalancerCidr, options.nodes > 1 ? options.nodeCidr : options.nodeAddress]),
       },
       this.observers,
     );
@@ -48,16 +64,19 @@ export class Portlab {
 
   /** start plans, syncs and opens the admin listener. On any failure nothing is left listening. */
   static async start(options: RuntimeOptions, log = new TrafficLog(options.logFormat)): Promise<{ portlab: Portlab; state: DesiredState; summary: SyncSummary }> {
-    const state = await planFromFiles(options);
+    const manifests = await loadManifests(options);
+    const state = planState(manifests, options);
     const portlab = new Portlab(options, log);
     let summary: SyncSummary;
     try {
       summary = await portlab.proxier.sync(state);
+      portlab.manifests = manifests;
+      portlab.afterSync(summary);
       portlab.health.synced();
       if (options.admin) {
         const admin = new AdminServer(portlab.observers, portlab.health, {
           state: () => portlab.proxier.state,
-          killPod: async (name) => portlab.killPod(name),
+          pod: (name, action, restartAfterMs) => portlab.pod(name, action, restartAfterMs),
           nodeportHop: options.nodeportHop,
         });
         try {
@@ -74,44 +93,106 @@ export class Portlab {
     return { portlab, state, summary };
   }
 
+  private enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(job);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
   /** reload re-reads the manifests. An invalid edit or a failed sync keeps the running config and marks /healthz. */
-  async reload(): Promise<{ ok: true; summary: SyncSummary; state: DesiredState } | { ok: false; error: PortlabError | Error }> {
-    try {
-      const state = await planFromFiles(this.options, this.proxier.state);
-      const summary = await this.proxier.sync(state);
-      this.health.synced();
-      this.observers.feed.emit('topology');
-      return { ok: true, summary, state };
-    } catch (err) {
-      const e = err as Error;
-      const details = err instanceof PortlabError && err.details.length > 0 ? `\n${err.details.join('\n')}` : '';
-      this.health.failed(`${e.message}${details}`);
-      this.metrics.syncFailures.inc();
-      this.observers.feed.emit('topology');
-      return { ok: false, error: e };
+  reload(): Promise<{ ok: true; summary: SyncSummary; state: DesiredState } | { ok: false; error: PortlabError | Error }> {
+    return this.enqueue(async () => {
+      try {
+        const manifests = await loadManifests(this.options);
+        const state = planState(manifests, this.options, this.proxier.state, this.overrides);
+        const summary = await this.proxier.sync(state);
+        this.manifests = manifests;
+        this.afterSync(summary);
+        this.health.synced();
+        this.observers.feed.emit('topology');
+        return { ok: true as const, summary, state };
+      } catch (err) {
+        const error = rejected(err);
+        const details = error instanceof PortlabError && error.details.length > 0 ? `\n${error.details.join('\n')}` : '';
+        this.health.failed(`${error.message}${details}`);
+        this.metrics.syncFailures.inc();
+        this.observers.feed.emit('topology');
+        return { ok: false as const, error };
+      }
+    });
+  }
+
+  /** replan syncs the manifests already read with the overrides as they are now: a run-time change, not an edit. */
+  private async replan(): Promise<SyncSummary | undefined> {
+    if (!this.manifests || this.closed) return undefined;
+    const state = planState(this.manifests, this.options, this.proxier.state, this.overrides);
+    const summary = await this.proxier.sync(state);
+    this.afterSync(summary);
+    this.observers.feed.emit('topology');
+    return summary;
+  }
+
+  private override(key: string, change: PodOverride): void {
+    this.overrides.set(key, { ...this.overrides.get(key), ...change });
+  }
+
+  /**
+   * pod changes a stand-in pod at run time. `kill` stops it as a crash would (connections reset, endpoints withdrawn)
+   * and its workload brings it back after restartAfterMs (never, when that is not finite); `start` brings a killed pod
+   * back now; `unready` and `ready` flip its readiness, as a failing or passing readiness probe would. It resolves to
+   * false when no pod has that name.
+   */
+  pod(name: string, action: PodAction, restartAfterMs = RESTART_DELAY_MS): Promise<boolean> {
+    return this.enqueue(async () => {
+      const pod = this.proxier.state?.pods.find((p) => p.name === name || p.key === name);
+      if (!pod) return false;
+      clearTimeout(this.restarts.get(pod.key));
+      this.restarts.delete(pod.key);
+      if (action === 'kill') {
+        // A restarted container runs its readiness probe again.
+        this.override(pod.key, { killed: true, probePassed: false });
+        if (Number.isFinite(restartAfterMs)) this.restarts.set(pod.key, this.later(restartAfterMs, () => this.override(pod.key, { killed: false })));
+      } else if (action === 'start') this.override(pod.key, { killed: false });
+      else this.override(pod.key, { ready: action === 'ready' });
+      await this.replan();
+      return true;
+    });
+  }
+
+  /** later changes an input after a delay, through the queue, and syncs. */
+  private later(ms: number, change: () => void): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.enqueue(async () => {
+        change();
+        await this.replan();
+      }).catch(() => {});
+    }, ms);
+    this.timers.add(timer);
+    return timer;
+  }
+
+  /** afterSync starts the readiness delay of each pod that just started. */
+  private afterSync(summary: SyncSummary): void {
+    for (const pod of summary.startedPods) {
+      if (pod.readinessDelayMs > 0 && !pod.ready) this.later(pod.readinessDelayMs, () => this.override(pod.key, { probePassed: true }));
     }
   }
 
-  /** killPod crashes a stand-in pod; its owner brings a replacement after a short delay, as a ReplicaSet does. */
-  async killPod(name: string, restartAfterMs = 2000): Promise<boolean> {
-    const pod = await this.proxier.killPod(name);
-    if (!pod) return false;
-    this.observers.feed.emit('topology');
-    const timer = setTimeout(() => {
-      this.respawn.delete(timer);
-      this.proxier
-        .restartPod(pod)
-        .then(() => this.observers.feed.emit('topology'))
-        .catch(() => {});
-    }, restartAfterMs);
-    this.respawn.add(timer);
-    return true;
-  }
-
   async close(drainMs = this.options.drainTimeoutMs): Promise<void> {
-    for (const t of this.respawn) clearTimeout(t);
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
     await this.admin?.close();
     await this.proxier.close(drainMs);
     this.log.flush(); // the last lines of the drain are not lost
   }
+}
+
+/** rejected words a failed reload's error so it says what happened: nothing changed, the previous config serves. */
+function rejected(err: unknown): PortlabError | Error {
+  if (err instanceof PortlabError) {
+    const message = err.message.replace(/; nothing was started$/, '');
+    return new PortlabError(err.code, `${REJECTED}: ${message}`, { details: err.details, fix: err.fix, cause: err.cause });
+  }
+  return new Error(`${REJECTED}: ${(err as Error)?.message ?? String(err)}`);
 }

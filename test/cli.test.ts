@@ -154,7 +154,7 @@ test('--addresses shared: one address for every layer; a clash fails at start na
   // Two replicas both want 5000 on the one address.
   const clash = await runCli(['up', '-f', SEED, '-f', 'fixtures/my-app.yml', ...shared]);
   t.is(clash.code, 3);
-  t.regex(clash.stderr, new RegExp(`${r.node.replaceAll('.', '\\.')}:5000/TCP is wanted twice: by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\), and by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\)`));
+  t.regex(clash.stderr, new RegExp(`${r.node.replaceAll('.', '\\.')}:5000/TCP is wanted twice \\(--addresses shared puts every layer on one address\\): by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\), and by pod default/my-app-\\w+-\\w+ containerPort 5000 \\(http\\)`));
   t.true(await isClosed(r.node, 30000), 'nothing was started');
 });
 

@@ -6,56 +6,17 @@ import path from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
 import { runCli } from './helpers/cli.js';
-import { SEED, range, startPortlab, tempManifest, waitFor, type Range } from './helpers/portlab.js';
+import { deployment, service } from './helpers/manifests.js';
+import { SEED, range, startPortlab, tempManifest, waitFor, whoAnswers, type Range } from './helpers/portlab.js';
 
-/** deployment returns a Deployment + Service manifest with the given Service spec lines. */
+/** app returns a Deployment + Service manifest with the given Service spec lines. */
 function app(name: string, replicas: number, serviceSpec: string, ports = '[{name: http, containerPort: 5000}]'): string {
-  return `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: ${name}}
-spec:
-  replicas: ${replicas}
-  selector: {matchLabels: {app: ${name}}}
-  template:
-    metadata: {labels: {app: ${name}}}
-    spec:
-      containers: [{name: c, image: x, ports: ${ports}}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: ${name}}
-spec:
-  selector: {app: ${name}}
-${serviceSpec}
-`;
-}
-
-/** whoAnswers makes one new TCP connection, sends a GET, and returns the pod name from the JSON. */
-function whoAnswers(host: string, port: number, localAddress?: string, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port, localAddress });
-    let data = '';
-    s.setTimeout(timeoutMs, () => {
-      s.destroy();
-      resolve('no answer');
-    });
-    s.on('data', (d) => (data += d));
-    s.on('end', () => {
-      const body = data.slice(data.indexOf('\r\n\r\n') + 4);
-      try {
-        resolve((JSON.parse(body) as { pod: string }).pod);
-      } catch {
-        reject(new Error(`not JSON: ${data.slice(0, 200)}`));
-      }
-    });
-    s.on('error', reject);
-    s.end(`GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
-  });
+  return deployment(name, replicas, { ports }) + service(name, `{app: ${name}}`, serviceSpec);
 }
 
 async function distribution(r: Range, balance: string, n: number): Promise<Map<string, number>> {
   const m = await tempManifest(app('dist', 3, `  type: NodePort\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
-  const run = await startPortlab(r, [m.file], ['--balance', balance, '--quiet']);
+  const run = await startPortlab(r, [m.file], ['--balance', balance, '--seed', '7', '--quiet']);
   const counts = new Map<string, number>();
   try {
     const batch = 50;
@@ -84,8 +45,19 @@ test('round-robin balancing: 3,000 connections give exactly 1,000 each', async (
 
 test('sessionAffinity ClientIP holds across 100 connections through the nodePort, then switches after the timeout', async (t) => {
   const r = range(142);
+  // Holding is checked with a timeout no busy machine can outlast; expiry with a 1 s one, after waiting longer.
   const m = await tempManifest(
-    app('sticky', 2, `  type: NodePort\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 1}}\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`),
+    `${app('sticky', 2, `  type: NodePort\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 3600}}\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`)}
+apiVersion: v1
+kind: Service
+metadata: {name: brief}
+spec:
+  type: NodePort
+  selector: {app: sticky}
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 1}}
+  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30001}]
+`,
   );
   const run = await startPortlab(r, [m.file], ['--balance', 'round-robin', '--quiet']);
   try {
@@ -93,34 +65,26 @@ test('sessionAffinity ClientIP holds across 100 connections through the nodePort
     for (let i = 0; i < 100; i++) t.is(await whoAnswers(r.node, 30000, r.client), first);
     // Another client IP gets its own choice (round-robin: the other pod).
     t.not(await whoAnswers(r.node, 30000, `127.${r.n}.0.78`), first);
-    // A third client takes the next turn, so the round-robin turn after the timeout is the other pod.
-    t.is(await whoAnswers(r.node, 30000, `127.${r.n}.0.79`), first);
-    await new Promise((res) => setTimeout(res, 1300)); // the affinity timeout itself is what is under test
-    t.not(await whoAnswers(r.node, 30000, r.client), first, 'after timeoutSeconds the client is balanced again');
+    // The 1 s Service: a client is held, and after the timeout it takes the next turn again.
+    const held = await whoAnswers(r.node, 30001, r.client);
+    t.is(await whoAnswers(r.node, 30001, r.client), held);
+    t.not(await whoAnswers(r.node, 30001, `127.${r.n}.0.78`), held, 'round-robin gave the second client the other pod');
+    t.is(await whoAnswers(r.node, 30001, `127.${r.n}.0.79`), held, 'and the third the first pod again, so the next turn is the other pod');
+    await new Promise((res) => setTimeout(res, 1300)); // only waiting longer than the timeout can show it expire
+    t.not(await whoAnswers(r.node, 30001, r.client), held, 'after timeoutSeconds the client is balanced again');
   } finally {
     await run.close();
     await m.cleanup();
   }
 });
 
-test('--nodes 3: nodes at 127.0.1.i, every nodePort on every node, pods spread round robin with their node named', async (t) => {
-  const r = range(143);
-  const m = await tempManifest(app('spread', 3, `  type: NodePort\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
-  const run = await startPortlab(r, [m.file], ['--nodes', '3', '--quiet']);
-  try {
-    const state = run.portlab.proxier.state!;
-    t.deepEqual(state.nodes.map((n) => n.address), [`127.${r.n}.1.1`, `127.${r.n}.1.2`, `127.${r.n}.1.3`]);
-    t.deepEqual(state.pods.map((p) => p.node).sort(), ['node-1', 'node-2', 'node-3']);
-    for (const node of state.nodes) t.truthy(await whoAnswers(node.address, 30000));
-    const res = await request(`http://${state.pods[1]!.ip}:5000/`);
-    t.is(((await res.body.json()) as { node: string }).node, state.pods[1]!.node);
-  } finally {
-    await run.close();
-    await m.cleanup();
-  }
-});
+/** droppedLocal reads how many connections portlab dropped for a Local traffic policy at the node layer. */
+async function droppedLocal(run: Awaited<ReturnType<typeof startPortlab>>): Promise<number> {
+  const values = (await run.portlab.metrics.rejected.get()).values;
+  return values.filter((v) => v.labels.reason === 'no_local_endpoint').reduce((n, v) => n + v.value, 0);
+}
 
-test('externalTrafficPolicy Local: only the pod\'s node serves; the others say nothing for 1 s; Cluster serves everywhere', async (t) => {
+test('externalTrafficPolicy Local: only the pod\'s node serves; the others say nothing; Cluster serves everywhere', async (t) => {
   const r = range(144);
   const local = await tempManifest(app('local', 1, `  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
   let run = await startPortlab(r, [local.file], ['--nodes', '3', '--quiet']);
@@ -128,9 +92,23 @@ test('externalTrafficPolicy Local: only the pod\'s node serves; the others say n
     const state = run.portlab.proxier.state!;
     const podNode = state.pods[0]!.node;
     for (const node of state.nodes) {
-      const answer = await whoAnswers(node.address, 30000, undefined, 1000);
-      if (node.name === podNode) t.is(answer, state.pods[0]!.name, `${node.name} has the pod`);
-      else t.is(answer, 'no answer', `${node.name} has no local endpoint: DROP`);
+      if (node.name === podNode) {
+        t.is(await whoAnswers(node.address, 30000), state.pods[0]!.name, `${node.name} has the pod`);
+        continue;
+      }
+      // DROP: the connection is taken and nothing comes back. Wait for portlab to count the drop, then check silence.
+      const before = await droppedLocal(run);
+      const s = net.connect({ host: node.address, port: 30000 });
+      let bytes = 0;
+      let ended = false;
+      s.on('data', (d) => (bytes += d.length));
+      s.on('close', () => (ended = true));
+      s.on('error', () => {});
+      s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(async () => (await droppedLocal(run)) === before + 1, `${node.name} to drop the connection`);
+      t.is(bytes, 0, `${node.name} has no local endpoint: DROP, no answer`);
+      t.false(ended, `${node.name} neither refuses nor resets`);
+      s.destroy();
     }
   } finally {
     await run.close();
@@ -139,7 +117,7 @@ test('externalTrafficPolicy Local: only the pod\'s node serves; the others say n
   const cluster = await tempManifest(app('local', 1, `  type: NodePort\n  externalTrafficPolicy: Cluster\n  ports: [{name: tcp, port: 8080, targetPort: 5000, nodePort: 30000}]`));
   run = await startPortlab(r, [cluster.file], ['--nodes', '3', '--quiet']);
   try {
-    for (const node of run.portlab.proxier.state!.nodes) t.not(await whoAnswers(node.address, 30000, undefined, 1000), 'no answer');
+    for (const node of run.portlab.proxier.state!.nodes) t.not(await whoAnswers(node.address, 30000), 'no answer');
   } finally {
     await run.close();
     await cluster.cleanup();
@@ -187,7 +165,7 @@ test('internalTrafficPolicy Local: the cluster IP serves only pods on the client
 /** udpExchange sends from one socket and waits for the echo. */
 async function udpExchange(sock: dgram.Socket, host: string, port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no UDP answer')), 2000);
+    const timer = setTimeout(() => reject(new Error("no UDP answer")), 10_000);
     sock.once('message', (msg) => {
       clearTimeout(timer);
       resolve(String(msg));
@@ -228,7 +206,7 @@ test('UDP: echo through both hops, two clients keep separate sessions, a session
 });
 
 test('headless, ExternalName and SCTP: no listener, a note or a warning, the manifest stays valid', async (t) => {
-  const m = await tempManifest(`${app('db', 2, `  clusterIP: None\n  ports: [{name: pg, port: 5432, targetPort: 5432}]`, '[{name: pg, containerPort: 5432}]')}---
+  const m = await tempManifest(`${app('db', 2, `  clusterIP: None\n  ports: [{name: pg, port: 5432, targetPort: 5432}]`, '[{name: pg, containerPort: 5432}]')}
 apiVersion: v1
 kind: Service
 metadata: {name: search}

@@ -5,18 +5,8 @@ import test from 'ava';
 import { parseManifests } from '../src/manifest/load.js';
 import { formatProblem } from '../src/manifest/problems.js';
 import { buildDesiredState } from '../src/model/desired-state.js';
+import { PLAN } from './helpers/plan.js';
 import { FIXTURES } from './helpers/portlab.js';
-
-const PLAN = {
-  nodeAddress: '127.0.0.1',
-  nodes: 1,
-  nodeCidr: '127.0.1.0/24',
-  serviceCidr: '127.10.0.0/16',
-  podCidr: '127.244.0.0/16',
-  loadBalancerCidr: '127.20.0.0/16',
-  addresses: 'distinct' as const,
-  mode: 'auto' as const,
-};
 
 async function plan(rel: string, text?: string) {
   const source = { file: rel, text: text ?? (await readFile(path.join(FIXTURES, '..', rel), 'utf8')) };
@@ -101,7 +91,7 @@ test('EndpointSlice and Endpoints give selector-less Services their endpoints; o
   t.deepEqual(byName.get('legacy')!.ports[0]!.endpoints.map((e) => `${e.ip}:${e.port}`), ['127.0.0.53:5353']);
   t.is(byName.get('legacy')!.ports[0]!.mode, 'udp');
   t.deepEqual(byName.get('solo')!.ports[0]!.endpoints.map((e) => e.podName), ['solo']);
-  t.true(state!.notes.some((n) => n.includes('ConfigMap "settings" is ignored')));
+  t.true(state!.notes.some((n) => n.includes('kind "ConfigMap" is not read')));
 });
 
 test('addresses are deterministic: the same manifests give the same addresses and pod names', async (t) => {

@@ -8,6 +8,7 @@ import { Agent, request } from 'undici';
 import { parseManifests } from '../src/manifest/load.js';
 import { buildDesiredState } from '../src/model/desired-state.js';
 import { runCli, startCli } from './helpers/cli.js';
+import { PLAN } from './helpers/plan.js';
 import { FIXTURES, MY_APP, SEED, connectionOutcome, endOrReset, range, statusLine, startPortlab, tempManifest, waitFor } from './helpers/portlab.js';
 
 function services(extraPort: boolean, otherPort: number, withThird: boolean): string {
@@ -144,11 +145,14 @@ test('reloads in quick succession coalesce; an invalid edit keeps the running co
     await saveLikeAnEditor(m.file, (await readFile(m.file, 'utf8')).replace('nodePort: 31000', 'nodePort: 80'));
     // stderr arrives line by line: wait for the whole message, not just its first line.
     const message = new RegExp(`${m.file.replaceAll('.', '\\.')}:\\d+:\\d+: The Service "my-service" is invalid: spec\\.ports\\[1\\]\\.nodePort: Invalid value: 80`);
-    await waitFor(() => message.test(cli.errors()), 'the failed reload to be printed with its position');
-    t.regex(cli.errors(), /reload failed; still serving the previous config/);
+    await waitFor(() => message.test(cli.errors()) && /\nfix: /.test(cli.errors()), 'the failed reload to be printed with its position');
+    t.regex(cli.errors(), /error: reload rejected; still serving the previous config: the manifests are invalid \(1 error\)\n/);
+    t.notRegex(cli.errors(), /nothing was started/, 'traffic flows: nothing says it does not');
     const health = await request(`http://${r.admin}/healthz`);
     t.is(health.statusCode, 503);
-    t.regex(((await health.body.json()) as { lastError: string }).lastError, /nodePort: Invalid value: 80/);
+    const lastError = ((await health.body.json()) as { lastError: string }).lastError;
+    t.regex(lastError, /^reload rejected; still serving the previous config/);
+    t.regex(lastError, /nodePort: Invalid value: 80/);
     const live = await request(`http://${r.admin}/livez`);
     t.is(live.statusCode, 503);
     await live.body.dump();
@@ -167,44 +171,51 @@ test('reloads in quick succession coalesce; an invalid edit keeps the running co
 
 test('pod kill under load: only that pod\'s in-flight requests fail; later requests go to the other replica; it comes back', async (t) => {
   const r = range(162);
-  const run = await startPortlab(r, [SEED, MY_APP], ['--quiet']);
+  const run = await startPortlab(r, [SEED, MY_APP], ['--quiet', '--balance', 'round-robin']);
   const agent = new Agent({ connections: 20 });
+  const abort = new AbortController();
   try {
     const pods = run.portlab.proxier.listPods();
     const [victim, survivor] = pods as [typeof pods[0], typeof pods[0]];
     const inFlight = (p: typeof victim) => p.counters.get('5000/TCP')!.inFlight;
+    let settled = 0;
+    // The pods hold these for ten minutes: only the kill (or the test's own abort) can end them.
     const pending = Array.from({ length: 12 }, () =>
-      // Long enough that the kill lands while they are in flight, however slow the machine is.
-      request(`http://${r.node}:30000/?delay=6000`, { dispatcher: agent }).then(
-        async (res) => ({ status: res.statusCode, pod: res.statusCode === 200 ? ((await res.body.json()) as { pod?: string }).pod : (await res.body.text(), undefined) }),
-        () => ({ status: 0, pod: undefined }),
-      ),
+      request(`http://${r.node}:30000/?delay=600000`, { dispatcher: agent, signal: abort.signal })
+        .then(
+          async (res) => ({ status: res.statusCode, pod: res.statusCode === 200 ? ((await res.body.json()) as { pod?: string }).pod : (await res.body.text(), undefined) }),
+          () => ({ status: 0, pod: undefined }),
+        )
+        .finally(() => settled++),
     );
-    await waitFor(() => inFlight(victim) + inFlight(survivor) === 12, 'all 12 requests to reach a pod');
-    const onVictim = inFlight(victim);
-    t.true(onVictim > 0 && onVictim < 12, `random balancing put ${onVictim} of 12 on the victim`);
-    const kill = await runCli(['pod', 'kill', victim.spec.name, '--admin', r.admin]);
+    await waitFor(() => inFlight(victim) + inFlight(survivor) === 12, 'all 12 requests to reach a pod', 30_000);
+    t.is(inFlight(victim), 6, 'round-robin put half of the 12 on the victim');
+    const kill = await runCli(['pod', 'kill', victim.spec.name, '--admin', r.admin, '--restart-delay', 'never']);
     t.is(kill.code, 0, kill.stderr);
-    // The endpoint is withdrawn at once: new requests go to the survivor (before the replacement, 2 s later).
+    await waitFor(() => settled === 6, 'the killed pod\'s requests to end', 30_000);
+    t.is(inFlight(survivor), 6, 'the survivor\'s requests are still in flight');
+    // The endpoint is withdrawn at once: new requests go to the survivor.
     for (let i = 0; i < 10; i++) {
       const res = await request(`http://${r.node}:30000/`, { dispatcher: agent });
       t.is(((await res.body.json()) as { pod: string }).pod, survivor.spec.name);
     }
+    abort.abort();
     const results = await Promise.all(pending);
-    const failures = results.filter((x) => x.status !== 200);
-    t.is(failures.length, onVictim, 'exactly the killed pod\'s in-flight requests failed');
-    t.true(failures.every((f) => f.status === 502));
-    t.true(results.filter((x) => x.status === 200).every((x) => x.pod === survivor.spec.name));
-    // Its Deployment brings it back after a short delay.
+    t.is(results.filter((x) => x.status === 502).length, 6, 'exactly the killed pod\'s in-flight requests failed, with 502');
+    t.is(results.filter((x) => x.status === 0).length, 6, 'the survivor\'s were still running when the test ended them');
+    // `pod start` brings it back, as its ReplicaSet would after a restart delay.
+    const start = await runCli(['pod', 'start', victim.spec.name, '--admin', r.admin]);
+    t.is(start.code, 0, start.stderr);
     await waitFor(async () => {
       const res = await request(`http://${victim.spec.ip}:5000/`);
       await res.body.dump();
       return res.statusCode === 200;
-    }, 'the killed pod to come back', 6000, 100);
+    }, 'the killed pod to come back', 30_000, 100);
     const seen = new Set<string>();
-    for (let i = 0; i < 30; i++) seen.add(((await (await request(`http://${r.node}:30000/`, { dispatcher: agent })).body.json()) as { pod: string }).pod);
+    for (let i = 0; i < 4; i++) seen.add(((await (await request(`http://${r.node}:30000/`, { dispatcher: agent })).body.json()) as { pod: string }).pod);
     t.is(seen.size, 2, 'the replacement takes traffic again');
   } finally {
+    abort.abort();
     await agent.close();
     await run.close();
   }
@@ -221,7 +232,7 @@ test('a backend that crashes mid-stream: the L4 client sees a reset, not a clean
       received += d.length;
       if (received > 1_000_000) {
         s.off('data', onData);
-        void run.portlab.killPod(pod.spec.name, 60_000);
+        void run.portlab.pod(pod.spec.name, 'kill', 60_000);
       }
     });
     s.write('GET /?size=500000000 HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -321,7 +332,7 @@ test('fuzzed manifests: 500 mutations never crash or hang the manifest layer; va
       const parsed = parseManifests([{ file: 'fuzz.yml', text }], { nodePortRange: [30000, 32767] });
       if (!parsed.manifests) outcome = parsed.problems.length > 0 ? 'invalid' : 'no problems and no manifests';
       else {
-        const built = buildDesiredState(parsed.manifests, { nodeAddress: '127.0.0.1', nodes: 1, nodeCidr: '127.0.1.0/24', serviceCidr: '127.10.0.0/16', podCidr: '127.244.0.0/16', loadBalancerCidr: '127.20.0.0/16', addresses: 'distinct', mode: 'auto' });
+        const built = buildDesiredState(parsed.manifests, PLAN);
         outcome = built.state ? 'valid' : built.problems.length > 0 ? 'invalid' : 'no problems and no state';
       }
     } catch (err) {

@@ -39,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function validate(options: Options): Promise<number> {
   const state = await planFromFiles(options);
+  for (const note of state.notes) err(`note: ${note}`);
   for (const w of state.warnings) err(`warning: ${w}`);
   const ports = state.services.reduce((n, s) => n + s.ports.length, 0);
   out(`valid: ${state.services.length} Service(s), ${ports} port(s), ${state.pods.length} stand-in pod(s) in ${options.files.join(', ')}`);
@@ -63,16 +64,27 @@ async function routes(options: Options): Promise<number> {
 
 async function podCommand(options: Options): Promise<number> {
   const [verb, name] = options.positionals;
-  if (verb !== 'kill' || !name) throw new PortlabError('PORTLAB_USAGE', 'usage: portlab pod kill NAME [--admin ADDR:PORT]');
-  if (!options.admin) throw new PortlabError('PORTLAB_USAGE', 'portlab pod kill talks to a running portlab through its admin listener; --admin off leaves nothing to talk to');
+  if (!['kill', 'start', 'ready', 'unready'].includes(verb ?? '') || !name) throw new PortlabError('PORTLAB_USAGE', 'usage: portlab pod kill|start|ready|unready NAME [--restart-delay DUR|never] [--admin ADDR:PORT]');
+  if (!options.admin) throw new PortlabError('PORTLAB_USAGE', `portlab pod ${verb} talks to a running portlab through its admin listener; --admin off leaves nothing to talk to`);
   const { request } = await import('undici');
-  const res = await request(`http://${options.admin.host}:${options.admin.port}/api/pods/${encodeURIComponent(name)}/kill`, { method: 'POST' });
-  const body = (await res.body.json()) as { killed: boolean };
-  if (!body.killed) {
+  const restart = verb === 'kill' && options.restartDelayMs !== undefined ? `?restartAfter=${Number.isFinite(options.restartDelayMs) ? options.restartDelayMs : 'never'}` : '';
+  const url = `http://${options.admin.host}:${options.admin.port}/api/pods/${encodeURIComponent(name)}/${verb}${restart}`;
+  let res;
+  try {
+    res = await request(url, { method: 'POST' });
+  } catch (e) {
+    throw new PortlabError('PORTLAB_USAGE', `no portlab answers at ${options.admin.host}:${options.admin.port} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
+      fix: 'Start `portlab up` first, or pass the --admin address it was started with.',
+    });
+  }
+  const body = (await res.body.json()) as { ok: boolean };
+  if (!body.ok) {
     err(`no stand-in pod named ${name}: \`portlab routes -o wide\` lists them`);
     return 1;
   }
-  out(`pod ${name} killed; its workload brings it back shortly`);
+  const back = options.restartDelayMs === undefined ? 'shortly' : Number.isFinite(options.restartDelayMs) ? `in ${options.restartDelayMs} ms` : 'only with `portlab pod start`';
+  const said = { kill: `killed; its workload brings it back ${back}`, start: 'started again', ready: 'ready: its endpoints take traffic', unready: 'not ready: its endpoints are withdrawn' };
+  out(`pod ${name} ${said[verb as keyof typeof said]}`);
   return 0;
 }
 
@@ -103,10 +115,7 @@ async function up(options: Options): Promise<number> {
           const s = result.summary;
           out(`reload: ${s.opened} opened, ${s.closed} closed, ${s.kept} kept, pods +${s.podsStarted}/-${s.podsStopped} in ${s.durationMs.toFixed(1)} ms`);
           for (const line of routeLines(result.state, { nodeportHop: options.nodeportHop })) out(line);
-        } else {
-          err(`reload failed; still serving the previous config:`);
-          printError(result.error, options.debug);
-        }
+        } else printError(result.error, options.debug);
       })
     : () => {};
   // Signal handlers go in before "ready" is printed: a supervisor that waits for it and then sends SIGTERM must find

@@ -12,10 +12,9 @@ export type Command = 'up' | 'routes' | 'validate' | 'bench' | 'pod' | 'help' | 
  * Options is every flag after parsing and checking (durations in milliseconds): the address plan's options, the
  * proxier's, and the CLI's own.
  */
-export interface Options extends Omit<PlanOptions, 'previous'>, Omit<ProxierOptions, 'checkClaimsEverySync'> {
+export interface Options extends PlanOptions, Omit<ProxierOptions, 'checkClaimsEverySync' | 'shared'> {
   command: Command;
   files: string[];
-  nodePortRange: [number, number];
   admin?: { host: string; port: number };
   logFormat: LogFormat;
   quiet: boolean;
@@ -26,6 +25,8 @@ export interface Options extends Omit<PlanOptions, 'previous'>, Omit<ProxierOpti
   writeHosts: boolean;
   hostsFile: string;
   positionals: string[];
+  /** restartDelayMs is `pod kill --restart-delay`: Infinity for never, undefined for portlab's default. */
+  restartDelayMs?: number;
   bench: { quick: boolean; reps: number; json?: string; html?: string };
 }
 
@@ -42,6 +43,8 @@ const flags = {
   'nodeport-range': { type: 'string', default: '30000-32767' },
   mode: { type: 'string', default: 'auto' },
   balance: { type: 'string', default: 'random' },
+  seed: { type: 'string' },
+  standins: { type: 'string', default: 'auto' },
   'upstream-timeout': { type: 'string', default: '30s' },
   'headers-timeout': { type: 'string', default: '60s' },
   'udp-timeout': { type: 'string', default: '30s' },
@@ -57,6 +60,7 @@ const flags = {
   hosts: { type: 'boolean', default: false },
   'write-hosts': { type: 'boolean', default: false },
   'hosts-file': { type: 'string', default: '/etc/hosts' },
+  'restart-delay': { type: 'string' },
   quick: { type: 'boolean', default: false },
   reps: { type: 'string', default: '5' },
   json: { type: 'string' },
@@ -75,7 +79,10 @@ Usage:
   portlab validate -f ...                      check like the API server; exit 0 or 1
   portlab bench [--quick] [--reps N] [--json FILE] [--html FILE]
                                                hop-latency benchmark (loopback only)
-  portlab pod kill NAME [--admin ADDR:PORT]    kill a stand-in pod of a running portlab, as a crash would
+  portlab pod kill|start|ready|unready NAME [--restart-delay DUR|never] [--admin ADDR:PORT]
+                                               kill a stand-in pod of a running portlab as a crash would (it
+                                               comes back after --restart-delay, 2s), start it again now, or
+                                               flip its readiness as its readiness probe would
 
 Addresses (Linux: all of 127.0.0.0/8 is loopback):
   --node-address IP        node IP for nodePorts (127.0.0.1)
@@ -91,6 +98,9 @@ Forwarding:
   --nodeport-hop via-service|direct   nodePort → Service port → pod (default), or nodePort → pod as kube-proxy's DNAT
   --mode auto|tcp|http     auto: L7 for appProtocol http or port names http/http-*; tcp: L4 everywhere (auto)
   --balance random|round-robin        endpoint choice per connection (L4) or request (L7) (random)
+  --seed N                 make random balancing repeatable
+  --standins auto|always|never        stand-in pods for selector Services: auto gives them only to manifests
+                           with no workload at all (like the seed); always to every selector that matches none
   --upstream-timeout DUR   L7: answer 504 when a pod has not answered (30s)
   --headers-timeout DUR    L7: answer 408 to a client that has not sent its headers (60s)
   --udp-timeout DUR        UDP session idle timeout (30s)
@@ -107,17 +117,17 @@ Watching:
   --debug                  print stacks with errors
 
 Exit codes: 0 ok, 1 invalid manifest, 2 usage error, 3 a listener could not be opened.
-Durations take ms, s or m (e.g. 500ms, 30s, 2m).`;
+Durations take ms, s, m or h (e.g. 500ms, 30s, 2m, 1h); a bare number is seconds.`;
 
 function usage(message: string): PortlabError {
   return new PortlabError('PORTLAB_USAGE', message);
 }
 
 export function parseDuration(flag: string, v: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
-  if (!m) throw usage(`--${flag} ${JSON.stringify(v)}: expected a duration such as 500ms, 30s or 2m`);
-  const n = Number(m[1]);
-  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n * 1000);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) throw usage(`--${flag} ${JSON.stringify(v)}: expected a duration such as 500ms, 30s, 2m or 1h`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
+  return Math.round(Number(m[1]) * unit);
 }
 
 function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
@@ -189,6 +199,8 @@ export function parseOptions(argv: string[]): Options {
     nodePortRange: [Number(range[1]), Number(range[2])],
     mode: oneOf('mode', v.mode, ['auto', 'tcp', 'http'] as const),
     balance: oneOf('balance', v.balance, ['random', 'round-robin'] as const),
+    seed: v.seed === undefined ? undefined : positiveInt('seed', v.seed, 0, 2 ** 32 - 1),
+    standins: oneOf('standins', v.standins, ['auto', 'always', 'never'] as const),
     upstreamTimeoutMs: parseDuration('upstream-timeout', v['upstream-timeout']),
     headersTimeoutMs: parseDuration('headers-timeout', v['headers-timeout']),
     udpTimeoutMs: parseDuration('udp-timeout', v['udp-timeout']),
@@ -205,6 +217,7 @@ export function parseOptions(argv: string[]): Options {
     writeHosts: v['write-hosts'],
     hostsFile: v['hosts-file'],
     positionals,
+    restartDelayMs: v['restart-delay'] === undefined ? undefined : v['restart-delay'] === 'never' ? Number.POSITIVE_INFINITY : parseDuration('restart-delay', v['restart-delay']),
     bench: { quick: v.quick, reps: positiveInt('reps', v.reps, 1, 100), json: v.json, html: v.html },
   };
 }

@@ -13,6 +13,7 @@ function podsOf(sp: ServicePortState) {
 /** routeLines prints `my-service/http  node 127.0.0.1:30000 → service 127.10.0.1:8080 → pod 127.244.0.1:5000`. */
 export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-service' | 'direct'; wide?: boolean; tryIt?: boolean }): string[] {
   const out: string[] = [];
+  const pods = new Map(state.pods.map((p) => [p.key, p]));
   for (const svc of state.services) {
     const name = `${svc.namespace === 'default' ? '' : `${svc.namespace}/`}${svc.name}`;
     if (svc.type === 'ExternalName') {
@@ -40,7 +41,10 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       out.push(`${label}  ${mode}  ${parts.join(' → ').replace(' → (direct) → ', ' ⇒ (direct) ')}`);
       if (opts.wide) {
         out.push(`    targetPort ${sp.targetPort}  affinity ${svc.sessionAffinity}  externalTrafficPolicy ${svc.externalTrafficPolicy}  internalTrafficPolicy ${svc.internalTrafficPolicy}`);
-        for (const e of eps) out.push(`    endpoint ${e.ip}:${e.port}${e.podName ? `  pod ${e.podName}` : ''}${e.node ? `  ${e.node}` : ''}${e.ready ? '' : '  (not ready)'}`);
+        for (const e of eps) {
+          const why = e.podKey ? pods.get(e.podKey)?.notReady : undefined;
+          out.push(`    endpoint ${e.ip}:${e.port}${e.podName ? `  pod ${e.podName}` : ''}${e.node ? `  ${e.node}` : ''}${e.ready ? '' : why ? `  (not ready ${why})` : '  (not ready)'}`);
+        }
       }
       if (opts.tryIt) {
         if (sp.nodePort !== undefined) out.push(`    node:    ${tryCommand(sp, state.nodes[0]!.address, sp.nodePort)}`);

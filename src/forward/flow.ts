@@ -1,8 +1,9 @@
 // flow.ts — one client's journey through portlab's hops, and the conntrack table that ties the hops together.
 import type net from 'node:net';
-import type { Upstream } from './route.js';
+import type { Layer, Upstream } from '../model/state.js';
 
-export type Layer = 'node' | 'service' | 'loadbalancer' | 'pod';
+export type { Layer };
+
 
 /** HopTiming is what one hop cost: time to connect upstream, and how long its connection lived. */
 export interface HopTiming {
@@ -124,23 +125,19 @@ export class Conntrack {
   }
 
   private readonly inFlight = new Map<number, Flow>();
-  private readonly udpByPort = new Map<number, Flow>();
+  private readonly udpByAddress = new Map<string, Flow>();
 
-  /** trackUdp registers the local port of a node hop's UDP session socket (UDP sessions bind any address). */
-  trackUdp(localPort: number, flow: Flow): void {
-    this.udpByPort.set(localPort, flow);
+  /** trackUdp registers a node hop's UDP session socket by its own address:port, the peer the service hop sees. */
+  trackUdp(address: string, flow: Flow): void {
+    this.udpByAddress.set(address, flow);
   }
 
-  untrackUdp(socket: { address(): { port: number } }): void {
-    try {
-      this.udpByPort.delete(socket.address().port);
-    } catch {
-      // the socket was never bound
-    }
+  untrackUdp(address: string, flow: Flow): void {
+    if (this.udpByAddress.get(address) === flow) this.udpByAddress.delete(address);
   }
 
-  lookupUdp(_address: string, port: number): Flow | undefined {
-    return this.udpByPort.get(port);
+  lookupUdp(address: string, port: number): Flow | undefined {
+    return this.udpByAddress.get(`${address}:${port}`);
   }
 
   /** publish makes an L7 flow findable by id: the next hop gets the id in a header over a shared keep-alive socket. */

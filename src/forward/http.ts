@@ -3,10 +3,11 @@ import http from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import { closeServer, listenOn, trackSockets } from '../net/sockets.js';
+import { choose, type Choices } from './choose.js';
 import { chosen, newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
 import type { ProxyAdapter, ProxyFailure, ProxyHooks } from './http-proxy-adapter.js';
-import { DROP, type Route } from './route.js';
-import { closeServer, listenOn } from './tcp.js';
+import { DROP, type Forwarder, type ListenerObserver, type Route } from './route.js';
 
 /** FLOW_HEADER carries a flow id from portlab's node hop to its service hop. It is stripped before any pod sees it. */
 export const FLOW_HEADER = 'x-portlab-flow';
@@ -44,14 +45,16 @@ function statusLine(status: number): string {
 }
 
 /** HttpForwarder is one L7 listener. Node's HTTP parser stays strict: malformed requests are answered here, never forwarded. */
-export class HttpForwarder {
+export class HttpForwarder implements Forwarder {
   readonly server: http.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets: Set<net.Socket>;
 
   constructor(
-    public route: Route,
+    private route: Route,
+    private readonly choices: Choices,
     private readonly conntrack: Conntrack,
     private readonly proxy: ProxyAdapter,
+    private readonly observer: ListenerObserver,
     options: HttpForwarderOptions,
   ) {
     this.server = http.createServer(
@@ -59,14 +62,13 @@ export class HttpForwarder {
       (req, res) => this.onRequest(req, res),
     );
     if (options.maxConnections) this.server.maxConnections = options.maxConnections;
-    (this.server as NodeJS.EventEmitter).on('drop', () => this.route.observer.dropped());
+    (this.server as NodeJS.EventEmitter).on('drop', () => this.observer.dropped());
+    this.sockets = trackSockets(this.server);
     this.server.on('connection', (socket: net.Socket) => {
-      this.sockets.add(socket);
-      this.route.observer.opened();
+      this.observer.opened();
       socket.once('close', () => {
-        this.sockets.delete(socket);
         const hop = { layer: this.route.layer, listen: this.route.listen, rxBytes: socket.bytesRead, txBytes: socket.bytesWritten };
-        this.route.observer.closed(connectionFlow(this.route, socket), hop, false);
+        this.observer.closed(connectionFlow(this.route, socket), hop, false);
       });
     });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -82,7 +84,7 @@ export class HttpForwarder {
       const flow = this.newFlow(s);
       flow.status = status;
       flow.error = err.code ?? 'bad request';
-      this.route.observer.request?.(flow, { layer: this.route.layer, listen: this.route.listen, durationMs: 0 }, true);
+      this.observer.request?.(flow, { layer: this.route.layer, listen: this.route.listen, durationMs: 0 }, true);
     }
     s.destroy();
   }
@@ -120,19 +122,21 @@ export class HttpForwarder {
       flow.method = req.method;
       flow.path = req.url;
     }
-    const request = new L7Request(route, this.conntrack, this.proxy, req, res, flow, hop, started, outer);
+    const request = new L7Request(route, this.observer, this.conntrack, this.proxy, req, res, flow, hop, started, outer);
     (res as Tagged)[REQUEST] = request;
     res.on('close', onResponseClose);
 
-    const up = route.choose(flow);
+    const up = choose(route, flow, this.choices);
     if (up === undefined) {
       flow.error = 'no endpoints';
       flow.status = 503;
+      this.observer.rejected(flow, false);
       reply(res, 503, `503 Service Unavailable: no ready endpoints for Service ${route.serviceName} (${route.servicePort})\n`);
       return;
     }
     if (up === DROP) {
       flow.error = 'dropped (externalTrafficPolicy: Local, no local endpoint)';
+      this.observer.droppedLocal();
       return; // say nothing, as a DROP rule does; the socket's own timeouts end it
     }
     chosen(flow, hop, up);
@@ -150,7 +154,7 @@ export class HttpForwarder {
     const inner = this.innerFlow(req, socket as net.Socket);
     const flow = inner ?? this.newFlow(socket as net.Socket);
     const outer = inner === undefined;
-    const up = route.choose(flow);
+    const up = choose(route, flow, this.choices);
     if (up === undefined || up === DROP) {
       if (up === undefined) socket.end(statusLine(503));
       return;
@@ -164,9 +168,13 @@ export class HttpForwarder {
     this.proxy.ws(req, socket, head, up, {
       onFailure: (failure) => {
         flow.error = `upstream ${up.address}: ${failure.code}`;
-        route.observer.connectFailed(failure.code);
+        this.observer.connectFailed(failure.code);
       },
     });
+  }
+
+  setRoute(route: Route): void {
+    this.route = route;
   }
 
   listen(host: string, port: number): Promise<void> {
@@ -200,6 +208,7 @@ function onResponseClose(this: http.ServerResponse): void {
 class L7Request implements ProxyHooks {
   constructor(
     private readonly route: Route,
+    private readonly observer: ListenerObserver,
     private readonly conntrack: Conntrack,
     private readonly proxy: ProxyAdapter,
     private readonly req: http.IncomingMessage,
@@ -226,7 +235,7 @@ class L7Request implements ProxyHooks {
   onFailure(failure: ProxyFailure): void {
     const { flow, hop, res, route } = this;
     flow.error = `upstream ${hop.upstream}: ${failure.code}`;
-    if (failure.status === 502) route.observer.connectFailed(failure.code);
+    if (failure.status === 502) this.observer.connectFailed(failure.code);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -245,7 +254,7 @@ class L7Request implements ProxyHooks {
       flow.status ??= res.statusCode;
       this.conntrack.unpublish(flow);
     }
-    this.route.observer.request?.(flow, hop, this.outer);
+    this.observer.request?.(flow, hop, this.outer);
   }
 }
 

@@ -1,17 +1,9 @@
-// route.ts — what a listener forwards to. sync() swaps a listener's route in place; the listener reads it per connection.
-import type { Flow, HopTiming, Layer } from './flow.js';
+// route.ts — the forwarding layer's view of a listener: its route (data, from the model), the forwarder interface,
+// and the observer a forwarder reports to.
+import type { Flow, HopTiming } from './flow.js';
+import type { HealthRoute, Route, Upstream } from '../model/state.js';
 
-/** Upstream is where one connection or request goes next: portlab's own inner hop, a stand-in pod, or your process. */
-export interface Upstream {
-  host: string;
-  port: number;
-  /** address is host:port, made once per endpoint: the log and error messages print it for every request. */
-  address: string;
-  /** internal marks portlab's own next hop (node → service), which tracks the flow through Conntrack. */
-  internal: boolean;
-  podName?: string;
-  node?: string;
-}
+export type { HealthRoute, Route, Upstream };
 
 /** DROP means "say nothing", as kube-proxy's DROP rule for a Local policy without local endpoints. */
 export const DROP = 'drop' as const;
@@ -22,21 +14,25 @@ export interface ListenerObserver {
   /** closed runs once per hop; `outer` is true for the first hop, which owns the flow and its one log line. */
   closed(flow: Flow, hop: HopTiming, outer: boolean): void;
   connectFailed(code: string): void;
+  /** rejected counts a connection or request refused because the Service port has no ready endpoint. */
   rejected(flow: Flow, outer: boolean): void;
-  /** dropped counts a connection refused at once because the listener is at --max-connections. */
+  /** droppedLocal counts a connection a Local traffic policy DROPs: the node has no local endpoint. */
+  droppedLocal(): void;
+  /** dropped counts a connection refused at once because the listener is at its connection limit. */
   dropped(): void;
   request?(flow: Flow, hop: HopTiming, outer: boolean): void;
 }
 
-/** Route is a listener's live configuration. */
-export interface Route {
-  layer: Layer;
-  /** listen is address:port as users type it. */
-  listen: string;
-  servicePort: string;
-  serviceName: string;
-  /** choose returns the upstream, undefined when no endpoint is ready (reject fast), or DROP. */
-  choose(flow: Flow): Upstream | undefined | typeof DROP;
-  observer: ListenerObserver;
-  idleTimeoutMs: number;
+/**
+ * Forwarder is what every listener is, whatever it speaks (TCP, HTTP, UDP, health checks): it listens, takes a new
+ * route without dropping its connections, and closes with a drain. It owns both sides of its connections: closing a
+ * client connection closes its pod-side connection too, and logs and counts it.
+ */
+export interface Forwarder<R = Route> {
+  listen(host: string, port: number): Promise<void>;
+  setRoute(route: R): void;
+  /** close stops accepting now; open connections drain for up to drainMs, then both of their sides are closed. */
+  close(drainMs: number): Promise<void>;
+  /** destroyAll closes every open connection at once, both sides. */
+  destroyAll(): void;
 }

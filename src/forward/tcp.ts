@@ -1,15 +1,21 @@
 // tcp.ts — the L4 forwarder: byte for byte, half-close, resets passed through, backpressure by pipe, noDelay both ways.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { closeServer, ignore, listenOn } from '../net/sockets.js';
+import { choose, type Choices } from './choose.js';
 import { chosen, newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
-import { DROP, type Route } from './route.js';
+import { DROP, type Forwarder, type ListenerObserver, type Route } from './route.js';
 
 // How long a DROPped connection is held before portlab lets go; the client has long timed out by then.
 const DROP_HOLD_MS = 120_000;
 
-function ignore(): void {}
-
 const EMPTY = Buffer.alloc(0);
+
+// The pod-side socket and the flow of a client connection, kept on the client socket: closing one side closes the
+// other, and the log says why.
+const PEER = Symbol('portlab.upstream');
+const FLOW = Symbol('portlab.flow');
+type Paired = net.Socket & { [PEER]?: net.Socket; [FLOW]?: Flow };
 
 /**
  * forwardEnd passes a FIN on, or a reset if the 'end' was really one. libuv reports a reset that follows a partial
@@ -28,28 +34,35 @@ function forwardEnd(from: net.Socket, to: net.Socket): void {
   });
 }
 
-/** TcpForwarder is one L4 listener. Its route is swapped by sync(); open connections keep the upstream they chose. */
-export class TcpForwarder {
+/** TcpForwarder is one L4 listener. sync() swaps its route; open connections keep the upstream they chose. */
+export class TcpForwarder implements Forwarder {
   readonly server: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Set<Paired>();
 
   constructor(
-    public route: Route,
+    private route: Route,
+    private readonly choices: Choices,
     private readonly conntrack: Conntrack,
+    private readonly observer: ListenerObserver,
     maxConnections?: number,
   ) {
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
     if (maxConnections) this.server.maxConnections = maxConnections;
     // Node closes a connection over maxConnections at once and emits 'drop' (not in @types/node 20).
-    (this.server as NodeJS.EventEmitter).on('drop', () => this.route.observer.dropped());
+    (this.server as NodeJS.EventEmitter).on('drop', () => this.observer.dropped());
+  }
+
+  setRoute(route: Route): void {
+    this.route = route;
   }
 
   get activeConnections(): number {
     return this.sockets.size;
   }
 
-  private onConnection(client: net.Socket): void {
+  private onConnection(client: Paired): void {
     const route = this.route;
+    const observer = this.observer;
     const started = performance.now();
     client.on('error', ignore); // replaced below; a socket must never be without an error listener
     this.sockets.add(client);
@@ -60,31 +73,34 @@ export class TcpForwarder {
       newFlow({ servicePort: route.servicePort, protocol: 'TCP', mode: 'tcp', clientAddress: plainAddress(client.remoteAddress), clientPort: client.remotePort ?? 0 });
     const hop: HopTiming = newHop(route.layer, route.listen);
     flow.hops.push(hop);
+    client[FLOW] = flow;
 
-    const up = route.choose(flow);
+    const up = choose(route, flow, this.choices);
     if (up === undefined) {
       // No ready endpoint: reset at once, as kube-proxy's REJECT does, never an empty success.
       flow.error = 'no endpoints';
-      route.observer.rejected(flow, outer);
+      observer.rejected(flow, outer);
       client.once('close', () => this.sockets.delete(client));
       client.resetAndDestroy();
       return;
     }
-    route.observer.opened();
+    observer.opened();
     if (up === DROP) {
       flow.error = 'dropped (externalTrafficPolicy: Local, no local endpoint)';
+      observer.droppedLocal();
       client.setTimeout(DROP_HOLD_MS, () => client.destroy());
       client.on('data', ignore);
       client.once('close', () => {
         this.sockets.delete(client);
         hop.durationMs = performance.now() - started;
-        route.observer.closed(flow, hop, outer);
+        observer.closed(flow, hop, outer);
       });
       return;
     }
     chosen(flow, hop, up);
 
     const upstream = net.connect({ host: up.host, port: up.port, allowHalfOpen: true, noDelay: true });
+    client[PEER] = upstream;
     if (up.internal) this.conntrack.track(upstream, flow);
     let connected = false;
 
@@ -95,7 +111,7 @@ export class TcpForwarder {
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (!connected) {
         flow.error = `upstream ${hop.upstream}: ${err.code ?? err.message}`;
-        route.observer.connectFailed(err.code ?? 'UNKNOWN');
+        observer.connectFailed(err.code ?? 'UNKNOWN');
       } else if (!flow.error) flow.error = `upstream ${err.code ?? err.message}`;
       // A refused or reset upstream becomes a reset for the client, never a clean FIN that looks like success.
       if (!client.destroyed) client.resetAndDestroy();
@@ -129,7 +145,7 @@ export class TcpForwarder {
         flow.bytesIn = hop.rxBytes;
         flow.bytesOut = hop.txBytes;
       }
-      route.observer.closed(flow, hop, outer);
+      observer.closed(flow, hop, outer);
     };
     client.once('close', done);
     upstream.once('close', done);
@@ -139,45 +155,27 @@ export class TcpForwarder {
     return listenOn(this.server, host, port);
   }
 
-  /** close stops accepting; open connections drain until `deadline`, then are destroyed. */
   async close(drainMs: number): Promise<void> {
-    await closeServer(this.server, this.sockets, drainMs);
+    await closeServer(this.server, this.pairs(), drainMs);
   }
 
-  /** destroyAll resets every open connection (a killed pod's, or at the end of shutdown). */
   destroyAll(): void {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.pairs()) s.destroy();
   }
-}
 
-/** listenOn resolves once the server listens, and rejects with the system error (EADDRINUSE, EACCES, …). */
-export function listenOn(server: net.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen({ host, port, exclusive: true }, () => {
-      server.removeListener('error', onError);
-      resolve();
-    });
-  });
-}
-
-/** closeServer stops accepting now, waits for open sockets up to drainMs, then destroys what is left. */
-export function closeServer(server: net.Server, sockets: Set<net.Socket>, drainMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) {
-      for (const s of sockets) s.destroy();
-      resolve();
-      return;
-    }
-    const timer = setTimeout(() => {
-      for (const s of sockets) s.destroy();
-    }, drainMs);
-    timer.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    if (drainMs <= 0) for (const s of sockets) s.destroy();
-  });
+  /**
+   * pairs cuts a connection's both sides together, with a reset: a connection cut short must not look like one that
+   * ended well (a FIN), and a reset also frees the pod's side at once, where a half-open pod would keep a FIN'd socket.
+   */
+  private pairs(): { destroy(): void }[] {
+    return [...this.sockets].map((client) => ({
+      destroy: () => {
+        const flow = client[FLOW];
+        if (flow && !flow.error && !client.destroyed) flow.error = 'closed by portlab (listener closed)';
+        if (!client.destroyed) client.resetAndDestroy();
+        const upstream = client[PEER];
+        if (upstream && !upstream.destroyed) upstream.resetAndDestroy();
+      },
+    }));
+  }
 }

@@ -1,33 +1,45 @@
 // udp.ts — the UDP forwarder: one session per client address:port to one endpoint, ended after an idle timeout.
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { bindUdp, ignore } from '../net/sockets.js';
+import { choose, type Choices } from './choose.js';
 import { chosen, newFlow, newHop, type Conntrack, type Flow, type HopTiming } from './flow.js';
-import { DROP, type Route, type Upstream } from './route.js';
+import { DROP, type Forwarder, type ListenerObserver, type Route, type Upstream } from './route.js';
 
 interface Session {
+  key: string;
   socket: dgram.Socket;
   flow: Flow;
   hop: HopTiming;
   outer: boolean;
   timer: NodeJS.Timeout;
   started: number;
-  ready: Promise<void>;
+  /** ready resolves once the session socket is bound and connected; false when that failed. */
+  ready: Promise<boolean>;
+  /** tracked is the session socket's own address:port while Conntrack knows it. */
+  tracked?: string;
 }
 
 /** UdpForwarder is one UDP listener. Sessions are portlab's conntrack entries for UDP. */
-export class UdpForwarder {
+export class UdpForwarder implements Forwarder {
   readonly socket: dgram.Socket;
   private readonly sessions = new Map<string, Session>();
   /** host is the listener's own address; session sockets bind there, so the next hop sees this layer's address. */
   private host = '127.0.0.1';
 
   constructor(
-    public route: Route,
+    private route: Route,
+    private readonly choices: Choices,
     private readonly conntrack: Conntrack,
+    private readonly observer: ListenerObserver,
     private readonly idleTimeoutMs: number,
   ) {
     this.socket = dgram.createSocket({ type: 'udp4' });
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+  }
+
+  setRoute(route: Route): void {
+    this.route = route;
   }
 
   get activeSessions(): number {
@@ -36,64 +48,78 @@ export class UdpForwarder {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const key = `${rinfo.address}:${rinfo.port}`;
-    let session = this.sessions.get(key);
-    if (!session) {
-      session = this.open(rinfo);
-      if (!session) return;
-    }
-    const s = session;
+    const s = this.sessions.get(key) ?? this.open(key, rinfo);
+    if (!s) return;
     s.hop.rxBytes = (s.hop.rxBytes ?? 0) + msg.length;
     if (s.outer) s.flow.bytesIn += msg.length;
     s.timer.refresh();
-    void s.ready.then(() => s.socket.send(msg));
+    void s.ready.then((ok) => {
+      if (ok) s.socket.send(msg);
+    });
   }
 
-  private open(rinfo: dgram.RemoteInfo): Session | undefined {
+  private open(key: string, rinfo: dgram.RemoteInfo): Session | undefined {
     const route = this.route;
     const inbound = this.conntrack.lookupUdp(rinfo.address, rinfo.port);
     const outer = !inbound;
     const flow = inbound ?? newFlow({ servicePort: route.servicePort, protocol: 'UDP', mode: 'udp', clientAddress: rinfo.address, clientPort: rinfo.port });
     const hop: HopTiming = newHop(route.layer, route.listen);
     flow.hops.push(hop);
-    const up = route.choose(flow);
+    const up = choose(route, flow, this.choices);
     if (up === undefined || up === DROP) {
-      flow.error = up === DROP ? 'dropped' : 'no endpoints';
-      route.observer.rejected(flow, outer);
+      flow.error = up === DROP ? 'dropped (externalTrafficPolicy: Local, no local endpoint)' : 'no endpoints';
+      if (up === DROP) this.observer.droppedLocal();
+      this.observer.rejected(flow, outer);
       return undefined; // UDP has no reset to send; kube-proxy answers ICMP unreachable, which Node cannot send
     }
-    route.observer.opened();
+    this.observer.opened();
     chosen(flow, hop, up);
     const socket = dgram.createSocket({ type: 'udp4' });
-    socket.on('error', () => {});
-    const key = `${rinfo.address}:${rinfo.port}`;
     const started = performance.now();
-    const session: Session = {
-      socket,
-      flow,
-      hop,
-      outer,
-      started,
-      timer: setTimeout(() => this.end(key), this.idleTimeoutMs),
-      ready: this.connect(socket, up, flow),
-    };
+    const session: Session = { key, socket, flow, hop, outer, started, timer: setTimeout(() => this.end(key), this.idleTimeoutMs), ready: Promise.resolve(false) };
     session.timer.unref();
+    session.ready = this.connect(session, up);
     socket.on('message', (reply) => {
       hop.txBytes = (hop.txBytes ?? 0) + reply.length;
       if (outer) flow.bytesOut += reply.length;
       session.timer.refresh();
       this.socket.send(reply, rinfo.port, rinfo.address);
     });
+    // A pod that is not there answers ICMP port unreachable, which a connected socket reports as ECONNREFUSED.
+    socket.on('error', (err: NodeJS.ErrnoException) => this.fail(session, err));
     this.sessions.set(key, session);
     return session;
   }
 
-  private connect(socket: dgram.Socket, up: Upstream, flow: Flow): Promise<void> {
+  /** connect binds the session socket on this layer's address and connects it to the upstream; false if that failed. */
+  private connect(session: Session, up: Upstream): Promise<boolean> {
     return new Promise((resolve) => {
+      const { socket } = session;
+      const failed = (err: Error) => {
+        this.fail(session, err as NodeJS.ErrnoException);
+        resolve(false);
+      };
+      socket.once('error', failed);
       socket.bind({ address: this.host, port: 0 }, () => {
-        if (up.internal) this.conntrack.trackUdp(socket.address().port, flow);
-        socket.connect(up.port, up.host, () => resolve());
+        if (up.internal) {
+          session.tracked = `${this.host}:${socket.address().port}`;
+          this.conntrack.trackUdp(session.tracked, session.flow);
+        }
+        socket.connect(up.port, up.host, () => {
+          socket.removeListener('error', failed);
+          resolve(true);
+        });
       });
     });
+  }
+
+  /** fail reports a session whose pod side failed, and ends it: the next datagram from the client opens a new one. */
+  private fail(session: Session, err: NodeJS.ErrnoException): void {
+    if (this.sessions.get(session.key) !== session) return;
+    const code = err.code ?? 'UNKNOWN';
+    if (!session.flow.error) session.flow.error = `upstream ${session.hop.upstream}: ${code}`;
+    this.observer.connectFailed(code);
+    this.end(session.key);
   }
 
   private end(key: string): void {
@@ -101,26 +127,25 @@ export class UdpForwarder {
     if (!s) return;
     this.sessions.delete(key);
     clearTimeout(s.timer);
-    if (s.hop.upstream) this.conntrack.untrackUdp(s.socket);
+    if (s.tracked) this.conntrack.untrackUdp(s.tracked, s.flow);
     s.hop.durationMs = performance.now() - s.started;
-    s.socket.close();
-    this.route.observer.closed(s.flow, s.hop, s.outer);
+    s.socket.removeAllListeners('error');
+    s.socket.on('error', ignore);
+    try {
+      s.socket.close();
+    } catch {
+      // already closed
+    }
+    this.observer.closed(s.flow, s.hop, s.outer);
   }
 
   listen(host: string, port: number): Promise<void> {
     this.host = host;
-    return new Promise((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.bind({ address: host, port, exclusive: true }, () => {
-        this.socket.removeListener('error', reject);
-        this.socket.on('error', () => {});
-        resolve();
-      });
-    });
+    return bindUdp(this.socket, host, port);
   }
 
-  async close(): Promise<void> {
-    for (const key of [...this.sessions.keys()]) this.end(key);
+  async close(_drainMs: number): Promise<void> {
+    this.destroyAll();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 

@@ -1,6 +1,6 @@
 // documents.ts — YAML/JSON text → Kubernetes objects that remember where each field stands (file:line:col).
 import * as jsyaml from 'js-yaml';
-import { LineCounter, parseAllDocuments, type Document, type Node, type YAMLError } from 'yaml';
+import { LineCounter, isMap, isScalar, parseAllDocuments, type Document, type Node, type YAMLError } from 'yaml';
 import type { Source } from './sources.js';
 import { problemAt, type Problem } from './problems.js';
 
@@ -16,7 +16,11 @@ export interface ManifestObject {
   data: Record<string, unknown>;
   /** at returns `file:line:col` of the field at path (relative to the object), or of its nearest present parent. */
   at(path: FieldPath): string;
+  /** atKey is `at` for the field's key rather than its value: where an unknown field is named. */
+  atKey(path: FieldPath): string;
 }
+
+type Locate = (path: FieldPath, key?: boolean) => string;
 
 export interface ParsedDocuments {
   objects: ManifestObject[];
@@ -61,16 +65,18 @@ function parseSource(source: Source): ParsedDocuments {
     values = undefined;
   }
   if (!values) return parseWithPositions(source);
-  let positioned: ((doc: number) => (path: FieldPath) => string) | undefined;
-  const locateIn = (doc: number) => (path: FieldPath) => {
-    positioned ??= positionsOf(source);
-    return positioned(doc)(path);
-  };
+  let positioned: ((doc: number) => Locate) | undefined;
+  const locateIn =
+    (doc: number): Locate =>
+    (path, key) => {
+      positioned ??= positionsOf(source);
+      return positioned(doc)(path, key);
+    };
   return collect(source.file, values.map((value, i) => ({ value, locate: locateIn(i), empty: value === null || value === undefined })), []);
 }
 
 /** positionsOf parses a file with `yaml` for positions only, and returns a locator per document index. */
-function positionsOf(source: Source): (doc: number) => (path: FieldPath) => string {
+function positionsOf(source: Source): (doc: number) => Locate {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(source.text, { lineCounter });
   const list = Array.isArray(docs) ? docs : [];
@@ -104,7 +110,7 @@ function parseWithPositions(source: Source): ParsedDocuments {
 
 interface DocEntry {
   value: unknown;
-  locate: (path: FieldPath) => string;
+  locate: Locate;
   empty: boolean;
 }
 
@@ -136,7 +142,7 @@ function collect(file: string, entries: DocEntry[], problems: Problem[]): Parsed
   return { objects, problems, emptySources: found === 0 && problems.length === 0 ? [file] : [] };
 }
 
-function toObject(file: string, value: unknown, base: FieldPath, locate: (p: FieldPath) => string): ManifestObject | string {
+function toObject(file: string, value: unknown, base: FieldPath, locate: Locate): ManifestObject | string {
   if (!isPlainObject(value)) return `error validating data: the item is a ${describe(value)}, not a Kubernetes object`;
   const missing: string[] = [];
   if (typeof value.apiVersion !== 'string' || value.apiVersion === '') missing.push('apiVersion not set');
@@ -151,18 +157,27 @@ function toObject(file: string, value: unknown, base: FieldPath, locate: (p: Fie
     namespace: typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default',
     data: value,
     at: (p: FieldPath) => locate([...base, ...p]),
+    atKey: (p: FieldPath) => locate([...base, ...p], true),
   };
 }
 
 /** locator finds the closest node that exists on a path, so a missing field points at its parent. */
-function locator(file: string, doc: Document, lineCounter: LineCounter): (path: FieldPath) => string {
-  return (path: FieldPath): string => {
+function locator(file: string, doc: Document, lineCounter: LineCounter): Locate {
+  const at = (node: unknown): string | undefined => {
+    if (!node || typeof node !== 'object' || !('range' in node) || !node.range) return undefined;
+    const pos = lineCounter.linePos((node as Node).range![0]);
+    return `${file}:${pos.line}:${pos.col}`;
+  };
+  return (path, key = false): string => {
+    if (key && path.length > 0) {
+      const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+      const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === path[path.length - 1]) : undefined;
+      const where = at(pair?.key);
+      if (where) return where;
+    }
     for (let n = path.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : (doc.getIn(path.slice(0, n), true) as Node | undefined);
-      if (node && typeof node === 'object' && 'range' in node && node.range) {
-        const pos = lineCounter.linePos(node.range[0]);
-        return `${file}:${pos.line}:${pos.col}`;
-      }
+      const where = at(n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true));
+      if (where) return where;
     }
     return `${file}:1:1`;
   };

@@ -12,9 +12,8 @@ export interface ServicePortSpec {
   appProtocol?: string;
   port: number;
   targetPort: number | string;
-  /** nodePort is set for NodePort and LoadBalancer Services: from the manifest or allocated. */
+  /** nodePort is the nodePort the manifest asks for; the model allocates one where it is left out. */
   nodePort?: number;
-  nodePortAllocated: boolean;
 }
 
 /** ServiceSpec is a defaulted v1.Service. */
@@ -42,16 +41,22 @@ export interface ContainerPortSpec {
   protocol: Protocol;
 }
 
-/** WorkloadSpec is anything that makes pods: Pod (1 replica), Deployment, ReplicaSet, StatefulSet. */
+export type WorkloadKind = 'Pod' | 'Deployment' | 'ReplicaSet' | 'StatefulSet' | 'DaemonSet' | 'ReplicationController';
+
+/** WorkloadSpec is anything that makes pods: Pod (1 replica), Deployment, ReplicaSet, StatefulSet, DaemonSet (one per node), ReplicationController. */
 export interface WorkloadSpec {
-  kind: 'Pod' | 'Deployment' | 'ReplicaSet' | 'StatefulSet';
+  kind: WorkloadKind;
   namespace: string;
   name: string;
   replicas: number;
   podLabels: Record<string, string>;
   ports: ContainerPortSpec[];
-  /** nodeName pins a bare Pod to a node (spec.nodeName). */
+  /** nodeName pins the pods to a node (spec.nodeName). */
   nodeName?: string;
+  /** readinessDelayMs is the longest readinessProbe.initialDelaySeconds of the pod's containers, in ms. */
+  readinessDelayMs: number;
+  /** template is the pod template as written: its hash names the pods, as pod-template-hash does. */
+  template: unknown;
   source: ManifestObject;
 }
 

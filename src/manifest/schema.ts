@@ -4,7 +4,7 @@ import { describe, isPlainObject, type FieldPath } from './documents.js';
 /** Schema describes the JSON shape of the fields portlab reads. Fields it does not list are passed over. */
 export type Schema =
   | { t: 'string' }
-  | { t: 'int32' }
+  | { t: 'int32'; go?: string }
   | { t: 'bool' }
   | { t: 'intOrString' }
   | { t: 'stringMap' }
@@ -19,117 +19,141 @@ const any: Schema = { t: 'any' };
 const stringMap: Schema = { t: 'stringMap' };
 const strings: Schema = { t: 'list', of: str, go: '[]string' };
 
-const objectMeta: Schema = { t: 'struct', go: 'v1.ObjectMeta', fields: { name: str, namespace: str, labels: stringMap, annotations: stringMap, generateName: str } };
-
-const servicePort: Schema = {
-  t: 'struct',
-  go: 'v1.ServicePort',
-  strict: true,
-  fields: { name: str, protocol: str, appProtocol: str, port: int32, targetPort: { t: 'intOrString' }, nodePort: int32 },
-};
-
-/** serviceSchema is v1.Service; its spec is decoded strictly, so a typo such as `nodeport` is an error, as with kubectl's default --validate=strict. */
-export const serviceSchema: Schema = {
-  t: 'struct',
-  go: 'v1.Service',
-  fields: {
-    metadata: objectMeta,
-    status: any,
-    spec: {
-      t: 'struct',
-      go: 'v1.ServiceSpec',
-      strict: true,
-      fields: {
-        type: str,
-        selector: stringMap,
-        ports: { t: 'list', of: servicePort, go: '[]v1.ServicePort' },
-        clusterIP: str,
-        clusterIPs: strings,
-        externalIPs: strings,
-        externalName: str,
-        sessionAffinity: str,
-        sessionAffinityConfig: { t: 'struct', go: 'v1.SessionAffinityConfig', fields: { clientIP: { t: 'struct', go: 'v1.ClientIPConfig', fields: { timeoutSeconds: int32 } } } },
-        externalTrafficPolicy: str,
-        internalTrafficPolicy: str,
-        healthCheckNodePort: int32,
-        loadBalancerIP: str,
-        loadBalancerClass: str,
-        loadBalancerSourceRanges: strings,
-        allocateLoadBalancerNodePorts: bool,
-        publishNotReadyAddresses: bool,
-        ipFamilies: strings,
-        ipFamilyPolicy: str,
-        trafficDistribution: str,
-      },
-    },
-  },
-};
-
-const containerPort: Schema = { t: 'struct', go: 'v1.ContainerPort', fields: { name: str, containerPort: int32, protocol: str, hostPort: int32, hostIP: str } };
-const container: Schema = { t: 'struct', go: 'v1.Container', fields: { name: str, image: str, ports: { t: 'list', of: containerPort, go: '[]v1.ContainerPort' } } };
-const podSpec: Schema = {
-  t: 'struct',
-  go: 'v1.PodSpec',
-  fields: { containers: { t: 'list', of: container, go: '[]v1.Container' }, nodeName: str },
-};
-
-/** podSchema is v1.Pod, as far as portlab reads it. */
-export const podSchema: Schema = { t: 'struct', go: 'v1.Pod', fields: { metadata: objectMeta, spec: podSpec } };
-
-const podTemplate: Schema = { t: 'struct', go: 'v1.PodTemplateSpec', fields: { metadata: objectMeta, spec: podSpec } };
-const labelSelector: Schema = { t: 'struct', go: 'v1.LabelSelector', fields: { matchLabels: stringMap } };
-
-/** workloadSchema covers Deployment, ReplicaSet and StatefulSet: replicas, selector and the pod template. */
-export function workloadSchema(kind: string): Schema {
-  return {
-    t: 'struct',
-    go: `v1.${kind}`,
-    fields: { metadata: objectMeta, spec: { t: 'struct', go: `v1.${kind}Spec`, fields: { replicas: int32, selector: labelSelector, template: podTemplate } } },
-  };
+/** strict makes a struct that rejects unknown fields, as the API server's strict field validation does. */
+function strict(go: string, fields: Record<string, Schema>): Schema {
+  return { t: 'struct', go, fields, strict: true };
 }
 
-const endpointPort: Schema = { t: 'struct', go: 'v1.EndpointPort', fields: { name: str, port: int32, protocol: str, appProtocol: str } };
+/** known lists fields that exist but that portlab does not read: any JSON is accepted there. */
+function known(...names: string[]): Record<string, Schema> {
+  return Object.fromEntries(names.map((n) => [n, any]));
+}
 
-export const endpointSliceSchema: Schema = {
-  t: 'struct',
-  go: 'v1.EndpointSlice',
-  fields: {
-    metadata: objectMeta,
-    addressType: str,
-    endpoints: {
-      t: 'list',
-      go: '[]v1.Endpoint',
-      of: {
-        t: 'struct',
-        go: 'v1.Endpoint',
-        fields: { addresses: strings, nodeName: str, conditions: { t: 'struct', go: 'v1.EndpointConditions', fields: { ready: bool, serving: bool, terminating: bool } } },
-      },
-    },
-    ports: { t: 'list', of: endpointPort, go: '[]v1.EndpointPort' },
-  },
+const objectMeta: Schema = strict('v1.ObjectMeta', {
+  name: str,
+  generateName: str,
+  namespace: str,
+  labels: stringMap,
+  annotations: stringMap,
+  ...known('selfLink', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'ownerReferences', 'finalizers', 'managedFields'),
+});
+
+/** topLevel is what every object has: apiVersion, kind, metadata, and its own spec and status. */
+function topLevel(go: string, fields: Record<string, Schema>): Schema {
+  return strict(go, { apiVersion: str, kind: str, metadata: objectMeta, status: any, ...fields });
+}
+
+const servicePort: Schema = strict('v1.ServicePort', { name: str, protocol: str, appProtocol: str, port: int32, targetPort: { t: 'intOrString' }, nodePort: int32 });
+
+/** serviceSchema is v1.Service, decoded strictly, so a typo such as `nodeport` is an error, as with kubectl's default --validate=strict. */
+export const serviceSchema: Schema = topLevel('v1.Service', {
+  spec: strict('v1.ServiceSpec', {
+    type: str,
+    selector: stringMap,
+    ports: { t: 'list', of: servicePort, go: '[]v1.ServicePort' },
+    clusterIP: str,
+    clusterIPs: strings,
+    externalIPs: strings,
+    externalName: str,
+    sessionAffinity: str,
+    sessionAffinityConfig: strict('v1.SessionAffinityConfig', { clientIP: strict('v1.ClientIPConfig', { timeoutSeconds: int32 }) }),
+    externalTrafficPolicy: str,
+    internalTrafficPolicy: str,
+    healthCheckNodePort: int32,
+    loadBalancerIP: str,
+    loadBalancerClass: str,
+    loadBalancerSourceRanges: strings,
+    allocateLoadBalancerNodePorts: bool,
+    publishNotReadyAddresses: bool,
+    ipFamilies: strings,
+    ipFamilyPolicy: str,
+    trafficDistribution: str,
+  }),
+});
+
+const containerPort: Schema = strict('v1.ContainerPort', { name: str, containerPort: int32, protocol: str, hostPort: int32, hostIP: str });
+const probe: Schema = strict('v1.Probe', {
+  initialDelaySeconds: int32,
+  ...known('exec', 'httpGet', 'tcpSocket', 'grpc', 'timeoutSeconds', 'periodSeconds', 'successThreshold', 'failureThreshold', 'terminationGracePeriodSeconds'),
+});
+const container: Schema = strict('v1.Container', {
+  name: str,
+  image: str,
+  ports: { t: 'list', of: containerPort, go: '[]v1.ContainerPort' },
+  readinessProbe: probe,
+  ...known('command', 'args', 'workingDir', 'envFrom', 'env', 'resources', 'resizePolicy', 'restartPolicy', 'restartPolicyRules', 'volumeMounts', 'volumeDevices'),
+  ...known('livenessProbe', 'startupProbe', 'lifecycle', 'terminationMessagePath', 'terminationMessagePolicy', 'imagePullPolicy', 'securityContext', 'stdin', 'stdinOnce', 'tty'),
+});
+const containers: Schema = { t: 'list', of: container, go: '[]v1.Container' };
+const podSpec: Schema = strict('v1.PodSpec', {
+  containers,
+  initContainers: containers,
+  nodeName: str,
+  ...known('volumes', 'ephemeralContainers', 'restartPolicy', 'terminationGracePeriodSeconds', 'activeDeadlineSeconds', 'dnsPolicy', 'nodeSelector'),
+  ...known('serviceAccountName', 'serviceAccount', 'automountServiceAccountToken', 'hostNetwork', 'hostPID', 'hostIPC', 'shareProcessNamespace'),
+  ...known('securityContext', 'imagePullSecrets', 'hostname', 'subdomain', 'affinity', 'schedulerName', 'tolerations', 'hostAliases', 'priorityClassName'),
+  ...known('priority', 'dnsConfig', 'readinessGates', 'runtimeClassName', 'enableServiceLinks', 'preemptionPolicy', 'overhead', 'topologySpreadConstraints'),
+  ...known('setHostnameAsFQDN', 'os', 'hostUsers', 'schedulingGates', 'resourceClaims', 'resources', 'hostnameOverride'),
+});
+
+/** podSchema is v1.Pod. */
+export const podSchema: Schema = topLevel('v1.Pod', { spec: podSpec });
+
+const podTemplate: Schema = strict('v1.PodTemplateSpec', { metadata: objectMeta, spec: podSpec });
+const labelSelector: Schema = strict('v1.LabelSelector', { matchLabels: stringMap, matchExpressions: any });
+
+/** workloadSchemas are the controllers' specs, field for field (apps/v1, and core/v1 for ReplicationController). */
+const workloadSpecs: Record<string, Schema> = {
+  Deployment: strict('v1.DeploymentSpec', {
+    replicas: int32,
+    selector: labelSelector,
+    template: podTemplate,
+    ...known('strategy', 'minReadySeconds', 'revisionHistoryLimit', 'paused', 'progressDeadlineSeconds'),
+  }),
+  ReplicaSet: strict('v1.ReplicaSetSpec', { replicas: int32, selector: labelSelector, template: podTemplate, ...known('minReadySeconds') }),
+  StatefulSet: strict('v1.StatefulSetSpec', {
+    replicas: int32,
+    selector: labelSelector,
+    template: podTemplate,
+    ...known('volumeClaimTemplates', 'serviceName', 'podManagementPolicy', 'updateStrategy', 'revisionHistoryLimit', 'minReadySeconds', 'persistentVolumeClaimRetentionPolicy', 'ordinals'),
+  }),
+  DaemonSet: strict('v1.DaemonSetSpec', { selector: labelSelector, template: podTemplate, ...known('updateStrategy', 'minReadySeconds', 'revisionHistoryLimit') }),
+  ReplicationController: strict('v1.ReplicationControllerSpec', { replicas: int32, selector: stringMap, template: podTemplate, ...known('minReadySeconds') }),
 };
 
-const endpointAddress: Schema = { t: 'struct', go: 'v1.EndpointAddress', fields: { ip: str, nodeName: str, hostname: str } };
-export const endpointsSchema: Schema = {
-  t: 'struct',
-  go: 'v1.Endpoints',
-  fields: {
-    metadata: objectMeta,
-    subsets: {
-      t: 'list',
-      go: '[]v1.EndpointSubset',
-      of: {
-        t: 'struct',
-        go: 'v1.EndpointSubset',
-        fields: {
-          addresses: { t: 'list', of: endpointAddress, go: '[]v1.EndpointAddress' },
-          notReadyAddresses: { t: 'list', of: endpointAddress, go: '[]v1.EndpointAddress' },
-          ports: { t: 'list', of: endpointPort, go: '[]v1.EndpointPort' },
-        },
-      },
-    },
+export const WORKLOAD_KINDS = Object.keys(workloadSpecs);
+
+/** workloadSchema is a controller with its spec; undefined for a kind that is not a workload. */
+export function workloadSchema(kind: string): Schema | undefined {
+  const spec = workloadSpecs[kind];
+  return spec && topLevel(`v1.${kind}`, { spec });
+}
+
+const endpointPort: Schema = strict('v1.EndpointPort', { name: str, port: int32, protocol: str, appProtocol: str });
+const endpointConditions: Schema = strict('v1.EndpointConditions', { ready: bool, serving: bool, terminating: bool });
+
+export const endpointSliceSchema: Schema = topLevel('v1.EndpointSlice', {
+  addressType: str,
+  endpoints: {
+    t: 'list',
+    go: '[]v1.Endpoint',
+    of: strict('v1.Endpoint', { addresses: strings, nodeName: str, conditions: endpointConditions, ...known('hostname', 'targetRef', 'zone', 'hints', 'deprecatedTopology') }),
   },
-};
+  ports: { t: 'list', of: endpointPort, go: '[]v1.EndpointPort' },
+});
+
+const endpointAddress: Schema = strict('v1.EndpointAddress', { ip: str, nodeName: str, hostname: str, ...known('targetRef') });
+export const endpointsSchema: Schema = topLevel('v1.Endpoints', {
+  subsets: {
+    t: 'list',
+    go: '[]v1.EndpointSubset',
+    of: strict('v1.EndpointSubset', {
+      addresses: { t: 'list', of: endpointAddress, go: '[]v1.EndpointAddress' },
+      notReadyAddresses: { t: 'list', of: endpointAddress, go: '[]v1.EndpointAddress' },
+      ports: { t: 'list', of: endpointPort, go: '[]v1.EndpointPort' },
+    }),
+  },
+});
 
 /** DecodeError is one field whose JSON type does not fit, or an unknown field in a strict struct. */
 export interface DecodeError {
@@ -150,7 +174,7 @@ function goTypeOf(schema: Schema): string {
     case 'string':
       return 'string';
     case 'int32':
-      return 'int32';
+      return schema.go ?? 'int32';
     case 'bool':
       return 'bool';
     case 'intOrString':

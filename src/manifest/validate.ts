@@ -1,10 +1,10 @@
 // validate.ts — decode, default and validate each object as the API server would, collecting every problem.
 import type { FieldPath, ManifestObject } from './documents.js';
 import { isPlainObject } from './documents.js';
-import { decode, endpointSliceSchema, endpointsSchema, podSchema, renderPath, serviceSchema, workloadSchema, type Schema } from './schema.js';
+import { WORKLOAD_KINDS, decode, endpointSliceSchema, endpointsSchema, podSchema, renderPath, serviceSchema, workloadSchema, type Schema } from './schema.js';
 import { fieldError, isDNS1035Label, isDNS1123Label, isDNS1123Subdomain, isValidPortName, isValidPortNum } from './k8s-rules.js';
 import type { Problem } from './problems.js';
-import type { ContainerPortSpec, EndpointSliceSpec, Manifests, Protocol, ServicePortSpec, ServiceSpec, ServiceType, WorkloadSpec } from './objects.js';
+import type { ContainerPortSpec, EndpointSliceSpec, Manifests, Protocol, ServicePortSpec, ServiceSpec, ServiceType, WorkloadKind, WorkloadSpec } from './objects.js';
 
 export interface ValidateOptions {
   /** nodePortRange is the API server's --service-node-port-range. */
@@ -13,7 +13,7 @@ export interface ValidateOptions {
 
 const PROTOCOLS = ['SCTP', 'TCP', 'UDP'];
 const SERVICE_TYPES = ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort'];
-const WORKLOAD_KINDS = new Set(['Deployment', 'ReplicaSet', 'StatefulSet']);
+const READ_KINDS = ['Service', 'Pod', ...WORKLOAD_KINDS, 'EndpointSlice', 'Endpoints'];
 const MAX_AFFINITY_TIMEOUT = 86400;
 
 type Report = (path: FieldPath, message: string) => void;
@@ -23,10 +23,24 @@ export function validateObjects(objects: ManifestObject[], options: ValidateOpti
   const problems: Problem[] = [];
   const manifests: Manifests = { services: [], workloads: [], endpointSlices: [], notes: [], warnings: [] };
 
+  // kubectl apply -f applies objects in order, so a later object of the same kind and name replaces an earlier one.
+  const kept = new Map<string, { source: ManifestObject; index: number }>();
+  const replace = <T extends { source: ManifestObject }>(list: T[], item: T): void => {
+    const key = `${item.source.kind}/${item.source.namespace}/${item.source.name}`;
+    const earlier = kept.get(key);
+    if (earlier) {
+      // Positions are looked up only here: finding one may mean parsing the file again.
+      manifests.notes.push(`${earlier.source.at([])}: ${item.source.kind} "${item.source.namespace}/${item.source.name}" is given again at ${item.source.at([])}; the later one is used, as kubectl apply would`);
+      list[earlier.index] = item;
+    } else list.push(item);
+    kept.set(key, { source: item.source, index: earlier?.index ?? list.length - 1 });
+  };
+
   for (const obj of objects) {
     const schema = schemaFor(obj.kind);
     if (!schema) {
-      manifests.notes.push(`${obj.at([])}: ${obj.kind} "${obj.name}" is ignored: portlab reads Service, Deployment, ReplicaSet, StatefulSet, Pod, EndpointSlice and Endpoints`);
+      const near = READ_KINDS.find((k) => k.toLowerCase() === obj.kind.toLowerCase() || editDistance(k.toLowerCase(), obj.kind.toLowerCase()) <= 2);
+      manifests.notes.push(`${obj.at(['kind'])}: kind "${obj.kind}" is not read${near ? ` (did you mean "${near}"?)` : ''}: ${obj.kind} "${obj.name}" is skipped; portlab reads ${READ_KINDS.join(', ')}`);
       continue;
     }
     const decodeErrors = decode(obj.data, schema);
@@ -37,7 +51,7 @@ export function validateObjects(objects: ManifestObject[], options: ValidateOpti
       }
       const unknown = decodeErrors.filter((e) => e.unknownField);
       for (const e of unknown) {
-        problems.push({ where: obj.at(e.path), message: `${obj.kind} in version "${version(obj)}" cannot be handled as a ${obj.kind}: strict decoding error: ${e.message}` });
+        problems.push({ where: obj.atKey(e.path), message: `${obj.kind} in version "${version(obj)}" cannot be handled as a ${obj.kind}: strict decoding error: ${e.message}` });
       }
       continue; // the API server stops at decoding; field validation would only repeat the same fault
     }
@@ -46,25 +60,29 @@ export function validateObjects(objects: ManifestObject[], options: ValidateOpti
     validateMeta(obj, report);
     if (obj.kind === 'Service') {
       const svc = validateService(obj, report, manifests);
-      if (svc && own.length === 0) manifests.services.push(svc);
-    } else if (obj.kind === 'EndpointSlice' || obj.kind === 'Endpoints') {
-      const slice = obj.kind === 'EndpointSlice' ? validateEndpointSlice(obj, report) : validateEndpoints(obj, report);
-      if (slice && own.length === 0) manifests.endpointSlices.push(slice);
+      if (svc && own.length === 0) replace(manifests.services, svc);
+    } else if (obj.kind === 'EndpointSlice') {
+      const slice = validateEndpointSlice(obj, report);
+      if (own.length === 0) replace(manifests.endpointSlices, slice);
+    } else if (obj.kind === 'Endpoints') {
+      const slices = validateEndpoints(obj, report);
+      if (own.length === 0) for (const slice of slices) manifests.endpointSlices.push(slice);
     } else {
       const w = validateWorkload(obj, report);
-      if (w && own.length === 0) manifests.workloads.push(w);
+      if (own.length === 0) replace(manifests.workloads, w);
     }
     problems.push(...own);
   }
 
-  if (problems.length === 0) allocateNodePorts(manifests.services, options, problems);
+  if (problems.length === 0) checkRequestedNodePorts(manifests.services, options, problems);
   return { manifests, problems };
 }
 
 function schemaFor(kind: string): Schema | undefined {
   if (kind === 'Service') return serviceSchema;
   if (kind === 'Pod') return podSchema;
-  if (WORKLOAD_KINDS.has(kind)) return workloadSchema(kind);
+  const workload = workloadSchema(kind);
+  if (workload) return workload;
   if (kind === 'EndpointSlice') return endpointSliceSchema;
   if (kind === 'Endpoints') return endpointsSchema;
   return undefined;
@@ -161,7 +179,6 @@ function validateService(obj: ManifestObject, report: Report, manifests: Manifes
       port,
       targetPort,
       nodePort: nodePort || undefined,
-      nodePortAllocated: false,
     });
   });
 
@@ -255,25 +272,69 @@ function validateContainerPorts(podSpec: unknown, base: FieldPath, report: Repor
   return ports;
 }
 
-function validateWorkload(obj: ManifestObject, report: Report): WorkloadSpec | undefined {
-  if (obj.kind === 'Pod') {
+/** readinessDelayMs is the longest readinessProbe.initialDelaySeconds among the pod's containers, in ms. */
+function readinessDelayMs(podSpec: unknown): number {
+  const containers = (get(podSpec, 'containers') ?? []) as Record<string, unknown>[];
+  return Math.max(0, ...containers.map((c) => Number(get(c, 'readinessProbe', 'initialDelaySeconds') ?? 0) * 1000));
+}
+
+interface Requirement {
+  key: string;
+  operator: string;
+  values?: string[];
+}
+
+/** selectorMatches evaluates a LabelSelector (matchLabels and matchExpressions) against labels. */
+function selectorMatches(matchLabels: Record<string, string>, expressions: Requirement[], labels: Record<string, string>): boolean {
+  if (!Object.entries(matchLabels).every(([k, v]) => labels[k] === v)) return false;
+  return expressions.every((e) => {
+    const has = Object.hasOwn(labels, e.key);
+    switch (e.operator) {
+      case 'In':
+        return has && (e.values ?? []).includes(labels[e.key]!);
+      case 'NotIn':
+        return !has || !(e.values ?? []).includes(labels[e.key]!);
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+      default:
+        return false;
+    }
+  });
+}
+
+function validateWorkload(obj: ManifestObject, report: Report): WorkloadSpec {
+  const kind = obj.kind as WorkloadKind;
+  const base = { kind, namespace: obj.namespace, name: obj.name, source: obj };
+  if (kind === 'Pod') {
     const spec = get(obj.data, 'spec');
     const ports = validateContainerPorts(spec, ['spec'], report);
     const labels = (get(obj.data, 'metadata', 'labels') ?? {}) as Record<string, string>;
-    return { kind: 'Pod', namespace: obj.namespace, name: obj.name, replicas: 1, podLabels: labels, ports, nodeName: get(spec, 'nodeName') as string | undefined, source: obj };
+    return { ...base, replicas: 1, podLabels: labels, ports, nodeName: get(spec, 'nodeName') as string | undefined, readinessDelayMs: readinessDelayMs(spec), template: spec };
   }
   const spec = get(obj.data, 'spec') ?? {};
-  const replicas = (get(spec, 'replicas') ?? 1) as number;
+  const replicas = kind === 'DaemonSet' ? 1 : ((get(spec, 'replicas') ?? 1) as number);
   if (replicas < 0) report(['spec', 'replicas'], fieldError.invalid('spec.replicas', replicas, 'must be greater than or equal to 0'));
   const labels = (get(spec, 'template', 'metadata', 'labels') ?? {}) as Record<string, string>;
-  const matchLabels = get(spec, 'selector', 'matchLabels') as Record<string, string> | undefined;
-  if (!matchLabels || Object.keys(matchLabels).length === 0) {
-    report(['spec'], fieldError.required('spec.selector'));
-  } else if (!Object.entries(matchLabels).every(([k, v]) => labels[k] === v)) {
-    report(['spec', 'template', 'metadata', 'labels'], fieldError.invalid('spec.template.metadata.labels', labels, '`selector` does not match template `labels`'));
+  if (kind === 'ReplicationController') {
+    // SetDefaults_ReplicationController: an empty selector becomes the template's labels.
+    const selector = (get(spec, 'selector') ?? {}) as Record<string, string>;
+    if (Object.keys(selector).length > 0 && !selectorMatches(selector, [], labels)) {
+      report(['spec', 'template', 'metadata', 'labels'], fieldError.invalid('spec.template.metadata.labels', labels, '`selector` does not match template `labels`'));
+    }
+  } else {
+    const matchLabels = (get(spec, 'selector', 'matchLabels') ?? {}) as Record<string, string>;
+    const expressions = (get(spec, 'selector', 'matchExpressions') ?? []) as Requirement[];
+    if (Object.keys(matchLabels).length === 0 && expressions.length === 0) {
+      report(['spec'], fieldError.required('spec.selector'));
+    } else if (!selectorMatches(matchLabels, Array.isArray(expressions) ? expressions : [], labels)) {
+      report(['spec', 'template', 'metadata', 'labels'], fieldError.invalid('spec.template.metadata.labels', labels, '`selector` does not match template `labels`'));
+    }
   }
-  const ports = validateContainerPorts(get(spec, 'template', 'spec'), ['spec', 'template', 'spec'], report);
-  return { kind: obj.kind as WorkloadSpec['kind'], namespace: obj.namespace, name: obj.name, replicas, podLabels: labels, ports, source: obj };
+  const podSpec = get(spec, 'template', 'spec');
+  const ports = validateContainerPorts(podSpec, ['spec', 'template', 'spec'], report);
+  return { ...base, replicas, podLabels: labels, ports, nodeName: get(podSpec, 'nodeName') as string | undefined, readinessDelayMs: readinessDelayMs(podSpec), template: get(spec, 'template') };
 }
 
 function validateSlicePorts(raw: Record<string, unknown>[], base: FieldPath, report: Report): EndpointSliceSpec['ports'] {
@@ -287,7 +348,7 @@ function validateSlicePorts(raw: Record<string, unknown>[], base: FieldPath, rep
   });
 }
 
-function validateEndpointSlice(obj: ManifestObject, report: Report): EndpointSliceSpec | undefined {
+function validateEndpointSlice(obj: ManifestObject, report: Report): EndpointSliceSpec {
   const serviceName = get(obj.data, 'metadata', 'labels', 'kubernetes.io/service-name') as string | undefined;
   if (!serviceName) report(['metadata'], fieldError.required('metadata.labels[kubernetes.io/service-name]', 'portlab needs this label to know which Service the slice belongs to'));
   const addressType = (get(obj.data, 'addressType') ?? '') as string;
@@ -306,12 +367,12 @@ function validateEndpointSlice(obj: ManifestObject, report: Report): EndpointSli
   return { namespace: obj.namespace, serviceName: serviceName ?? '', ports, endpoints, source: obj };
 }
 
-function validateEndpoints(obj: ManifestObject, report: Report): EndpointSliceSpec | undefined {
+/** validateEndpoints reads the older Endpoints kind: each subset pairs its own addresses with its own ports. */
+function validateEndpoints(obj: ManifestObject, report: Report): EndpointSliceSpec[] {
   const subsets = (get(obj.data, 'subsets') ?? []) as Record<string, unknown>[];
-  const ports: EndpointSliceSpec['ports'] = [];
-  const endpoints: EndpointSliceSpec['endpoints'] = [];
-  subsets.forEach((s, i) => {
-    ports.push(...validateSlicePorts((s.ports ?? []) as Record<string, unknown>[], ['subsets', i, 'ports'], report));
+  return subsets.map((s, i) => {
+    const ports = validateSlicePorts((s.ports ?? []) as Record<string, unknown>[], ['subsets', i, 'ports'], report);
+    const endpoints: EndpointSliceSpec['endpoints'] = [];
     for (const [key, ready] of [['addresses', true], ['notReadyAddresses', false]] as const) {
       ((s[key] ?? []) as Record<string, unknown>[]).forEach((a, j) => {
         const ip = (a.ip ?? '') as string;
@@ -319,8 +380,8 @@ function validateEndpoints(obj: ManifestObject, report: Report): EndpointSliceSp
         endpoints.push({ address: ip, ready, nodeName: a.nodeName as string | undefined });
       });
     }
+    return { namespace: obj.namespace, serviceName: obj.name, ports, endpoints, source: obj };
   });
-  return { namespace: obj.namespace, serviceName: obj.name, ports, endpoints, source: obj };
 }
 
 export function isIPv4(s: string): boolean {
@@ -329,61 +390,38 @@ export function isIPv4(s: string): boolean {
 }
 
 /**
- * allocateNodePorts checks given nodePorts against the range and each other, then gives the rest the lowest free
- * port. The API server picks at random; portlab picks the same port on every run, so the printed curl lines stay valid.
+ * checkRequestedNodePorts checks the nodePorts the manifests ask for, as the API server's allocator does before it
+ * validates: in range, and not held by another Service. Ports left out are allocated by the model.
  */
-function allocateNodePorts(services: ServiceSpec[], options: ValidateOptions, problems: Problem[]): void {
+function checkRequestedNodePorts(services: ServiceSpec[], options: ValidateOptions, problems: Problem[]): void {
   const [lo, hi] = options.nodePortRange;
-  const owner = new Map<string, string>();
-  const taken = (proto: string, port: number) => owner.has(`${proto}/${port}`);
+  const owner = new Map<number, string>();
   for (const svc of services) {
-    const own = new Map<number, string>();
+    const me = `${svc.namespace}/${svc.name}`;
     for (const p of svc.ports) {
       if (p.nodePort === undefined) continue;
-      const key = `${p.protocol}/${p.nodePort}`;
       const field = `spec.ports[${p.index}].nodePort`;
       // Positions are looked up only for a problem: finding one may mean parsing the file again.
       const where = () => svc.source.at(['spec', 'ports', p.index, 'nodePort']);
       const prefix = `The Service "${svc.name}" is invalid: `;
       if (p.nodePort < lo || p.nodePort > hi) {
         problems.push({ where: where(), message: prefix + fieldError.invalid(field, p.nodePort, `provided port is not in the valid range. The range of valid ports is ${lo}-${hi}`) });
-      } else if (owner.has(key) && owner.get(key) !== `${svc.namespace}/${svc.name}`) {
-        problems.push({ where: where(), message: prefix + fieldError.invalid(field, p.nodePort, `provided port is already allocated (by Service "${owner.get(key)}")`) });
+      } else if (owner.has(p.nodePort) && owner.get(p.nodePort) !== me) {
+        problems.push({ where: where(), message: prefix + fieldError.invalid(field, p.nodePort, `provided port is already allocated (by Service "${owner.get(p.nodePort)}")`) });
       }
-      owner.set(key, `${svc.namespace}/${svc.name}`);
-      own.set(p.index, key);
+      owner.set(p.nodePort, me);
     }
-    if (svc.healthCheckNodePort !== undefined) owner.set(`TCP/${svc.healthCheckNodePort}`, `${svc.namespace}/${svc.name}`);
-  }
-  if (problems.length > 0) return;
-  const sorted = [...services].sort((a, b) => (`${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1));
-  let next = lo;
-  // One nodePort number serves every protocol of a port number, as kube's allocator does for a TCP+UDP pair.
-  const free = () => {
-    while (next <= hi && (taken('TCP', next) || taken('UDP', next) || taken('SCTP', next))) next++;
-    if (next > hi) throw new Error(`no free nodePort left in ${lo}-${hi}`);
-    return next;
-  };
-  for (const svc of sorted) {
-    if (svc.type !== 'NodePort' && svc.type !== 'LoadBalancer') continue;
-    const byPort = new Map<number, number>();
-    for (const p of svc.ports) {
-      if (p.nodePort !== undefined) {
-        byPort.set(p.port, p.nodePort);
-        continue;
-      }
-      const reuse = byPort.get(p.port);
-      const n = reuse !== undefined && !taken(p.protocol, reuse) ? reuse : free();
-      p.nodePort = n;
-      p.nodePortAllocated = true;
-      owner.set(`${p.protocol}/${n}`, `${svc.namespace}/${svc.name}`);
-      byPort.set(p.port, n);
-    }
-    if (svc.type === 'LoadBalancer' && svc.externalTrafficPolicy === 'Local' && svc.healthCheckNodePort === undefined) {
-      const n = free();
-      svc.healthCheckNodePort = n;
-      owner.set(`TCP/${n}`, `${svc.namespace}/${svc.name}`);
-    }
+    if (svc.healthCheckNodePort !== undefined) owner.set(svc.healthCheckNodePort, me);
   }
 }
 
+/** editDistance is Levenshtein's, to suggest "Service" for "Servic". */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur.push(Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

@@ -27,39 +27,61 @@ export function intToIp(n: number): string {
 }
 
 /**
- * AddressAllocator hands out host addresses of a CIDR (never the network address). It is sticky: an owner keeps
- * the address it had in the previous plan, so a reload that adds a Service does not renumber the others.
+ * AddressAllocator hands out host addresses of a CIDR (never the network or broadcast address). It is sticky: an
+ * owner keeps the address it had in the previous plan, so a reload that adds a Service does not renumber the others.
+ * An address whose owner went away in this plan is handed out again only when nothing else is free, so a new pod never
+ * tries to listen where a leaving pod still does.
  */
 export class AddressAllocator {
   private readonly used = new Set<number>();
+  private readonly cooling = new Set<number>();
   private next = 1;
+  readonly assigned = new Map<string, string>();
 
   constructor(
     private readonly cidr: Cidr,
     private readonly previous: ReadonlyMap<string, string> = new Map(),
-    readonly assigned: Map<string, string> = new Map(),
   ) {}
+
+  /** contains is true for a host address of the block. */
+  contains(ip: string): boolean {
+    const n = ipToInt(ip) - this.cidr.base;
+    return n > 0 && n < this.cidr.size - 1;
+  }
 
   /** reserveSticky must run for every owner before allocate, so sticky addresses are never handed to newcomers. */
   reserveSticky(owners: string[]): void {
+    const present = new Set(owners);
     for (const owner of owners) {
       const ip = this.previous.get(owner);
-      if (ip === undefined) continue;
-      const n = ipToInt(ip) - this.cidr.base;
-      if (n > 0 && n < this.cidr.size - 1 && !this.used.has(n)) {
-        this.used.add(n);
-        this.assigned.set(owner, ip);
-      }
+      if (ip !== undefined) this.claim(owner, ip);
     }
+    for (const [owner, ip] of this.previous) if (!present.has(owner) && this.contains(ip)) this.cooling.add(ipToInt(ip) - this.cidr.base);
+  }
+
+  /** claim gives owner the address it asks for, when that address is in the block and free; it says whether it did. */
+  claim(owner: string, ip: string): boolean {
+    if (this.assigned.get(owner) === ip) return true;
+    const n = ipToInt(ip) - this.cidr.base;
+    if (!this.contains(ip) || this.used.has(n)) return false;
+    this.used.add(n);
+    this.assigned.set(owner, ip);
+    return true;
   }
 
   allocate(owner: string): string {
     const have = this.assigned.get(owner);
     if (have) return have;
-    while (this.used.has(this.next)) this.next++;
-    if (this.next >= this.cidr.size - 1) throw new Error(`the CIDR ${this.cidr.text} has no free address left for ${owner}; give a larger block`);
-    this.used.add(this.next);
-    const ip = intToIp(this.cidr.base + this.next);
+    let n = this.next;
+    while (n < this.cidr.size - 1 && (this.used.has(n) || this.cooling.has(n))) n++;
+    if (n >= this.cidr.size - 1) {
+      // Only cooling addresses are left: reuse the lowest.
+      n = 1;
+      while (n < this.cidr.size - 1 && this.used.has(n)) n++;
+      if (n >= this.cidr.size - 1) throw new Error(`the CIDR ${this.cidr.text} has no free address left for ${owner}; give a larger block`);
+    } else this.next = n;
+    this.used.add(n);
+    const ip = intToIp(this.cidr.base + n);
     this.assigned.set(owner, ip);
     return ip;
   }

@@ -1,6 +1,7 @@
-// names.ts — pod names the way controllers make them (my-app-7c5d9b8f4-x2kqz), but stable from run to run.
+// names.ts — pod names and controller labels the way controllers make them (my-app-7c5d9b8f4-x2kqz), but stable
+// from run to run.
 
-// The controllers' safe alphabet: no vowels, no 0/1/3, so names never spell words or look alike.
+// The controllers' safe alphabet (k8s.io/apimachinery/pkg/util/rand): no vowels, no 0/1/3, so names never spell words.
 const ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
 function fnv1a(text: string): number {
@@ -12,32 +13,54 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
-function encode(seed: string, length: number): string {
+/** safeEncode is rand.SafeEncodeString: each character mapped into the safe alphabet by its code. */
+function safeEncode(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) out += ALPHABET[text.charCodeAt(i) % ALPHABET.length];
+  return out;
+}
+
+/** suffix is a controller's random five-character suffix, made stable: the same workload and replica give the same one. */
+function suffix(seed: string): string {
   let out = '';
   let h = fnv1a(seed);
-  for (let i = 0; i < length; i++) {
-    if (i % 5 === 4) h = fnv1a(`${seed}:${i}:${h}`);
+  for (let i = 0; i < 5; i++) {
     out += ALPHABET[h % ALPHABET.length];
     h = Math.floor(h / ALPHABET.length);
   }
   return out;
 }
 
+/** templateHash is pod-template-hash: the template's 32-bit hash, safe-encoded, so it changes when the template does. */
+export function templateHash(template: unknown): string {
+  return safeEncode(String(fnv1a(JSON.stringify(template ?? null))));
+}
+
 /** podName returns the name the workload's controller would give replica i. */
-export function podName(kind: string, workload: string, templateHash: string, i: number): string {
+export function podName(kind: string, workload: string, hash: string, i: number): string {
   switch (kind) {
     case 'Pod':
       return workload;
     case 'StatefulSet':
       return `${workload}-${i}`;
-    case 'ReplicaSet':
-      return `${workload}-${encode(`${workload}/${i}`, 5)}`;
+    case 'Deployment':
+      // The Deployment's ReplicaSet is named <deployment>-<pod-template-hash>, and its pods after it.
+      return `${workload}-${hash}-${suffix(`${workload}/${hash}/${i}`)}`;
     default:
-      return `${workload}-${encode(templateHash, 9)}-${encode(`${workload}/${templateHash}/${i}`, 5)}`;
+      return `${workload}-${suffix(`${workload}/${i}`)}`;
   }
 }
 
-/** templateHash is pod-template-hash: it changes when the pod template changes, like a Deployment's rollout. */
-export function templateHash(template: unknown): string {
-  return String(fnv1a(JSON.stringify(template ?? null)));
+/** controllerLabels are the labels a workload's controller adds to the pods it makes, next to the template's own. */
+export function controllerLabels(kind: string, workload: string, hash: string, i: number, name: string): Record<string, string> {
+  switch (kind) {
+    case 'Deployment':
+      return { 'pod-template-hash': hash };
+    case 'StatefulSet':
+      return { 'apps.kubernetes.io/pod-index': String(i), 'controller-revision-hash': `${workload}-${hash}`, 'statefulset.kubernetes.io/pod-name': name };
+    case 'DaemonSet':
+      return { 'controller-revision-hash': hash, 'pod-template-generation': '1' };
+    default:
+      return {};
+  }
 }

@@ -3,14 +3,15 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import type { DesiredState } from '../model/desired-state.js';
+import type { PodAction } from '../runtime.js';
 import type { FlowRecord } from './log.js';
 import type { Observers } from './observer.js';
 import type { SyncHealth } from './health.js';
-import { closeServer, listenOn } from '../forward/tcp.js';
+import { closeServer, listenOn, trackSockets } from '../net/sockets.js';
 
 export interface AdminHooks {
   state(): DesiredState | undefined;
-  killPod(name: string): Promise<boolean>;
+  pod(name: string, action: PodAction, restartAfterMs?: number): Promise<boolean>;
   nodeportHop: string;
 }
 
@@ -20,7 +21,7 @@ const DASHBOARD_URL = new URL('./dashboard.html', import.meta.url);
 /** AdminServer serves operators and the workshop screen. It never touches the forwarding path. */
 export class AdminServer {
   readonly server: http.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets: Set<net.Socket>;
   private dashboard?: string;
 
   constructor(
@@ -34,10 +35,7 @@ export class AdminServer {
         res.end(String(err));
       });
     });
-    this.server.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
+    this.sockets = trackSockets(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -56,10 +54,14 @@ export class AdminServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ nodeportHop: this.hooks.nodeportHop, state: this.hooks.state() ?? null, health: this.health.json() }));
       return;
     }
-    const kill = /^\/api\/pods\/([^/]+)\/kill$/.exec(url.pathname);
-    if (kill && req.method === 'POST') {
-      const ok = await this.hooks.killPod(decodeURIComponent(kill[1]!));
-      res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ killed: ok, pod: kill[1] }));
+    const pod = /^\/api\/pods\/([^/]+)\/(kill|start|ready|unready)$/.exec(url.pathname);
+    if (pod && req.method === 'POST') {
+      const name = decodeURIComponent(pod[1]!);
+      // ?restartAfter=MS or never: how long a killed pod stays down.
+      const after = url.searchParams.get('restartAfter');
+      const restartAfterMs = after === null ? undefined : after === 'never' ? Number.POSITIVE_INFINITY : Number(after);
+      const ok = await this.hooks.pod(name, pod[2] as PodAction, restartAfterMs !== undefined && Number.isNaN(restartAfterMs) ? undefined : restartAfterMs);
+      res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify({ ok, pod: name, action: pod[2] }));
       return;
     }
     if (url.pathname === '/events') {

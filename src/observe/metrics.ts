@@ -16,6 +16,7 @@ export class ListenerStats {
   txBytes = 0;
   noEndpoints = 0;
   overLimit = 0;
+  droppedLocal = 0;
   readonly connectFailures = new Map<string, number>();
   readonly byClass = [0, 0, 0, 0, 0];
   readonly buckets = new Float64Array(HOP_BUCKETS.length);
@@ -87,7 +88,7 @@ export class Metrics {
 
   readonly rejected = new client.Counter({
     name: 'portlab_downstream_cx_rejected_total',
-    help: 'Connections or requests refused at once, by reason (no_endpoints, max_connections).',
+    help: 'Connections or requests refused or dropped, by reason (no_endpoints, max_connections, no_local_endpoint: a Local traffic policy on a node without a local endpoint).',
     labelNames: ['service_port', 'layer', 'reason'] as const,
     registers: [this.registry],
     collect: () => {
@@ -95,6 +96,7 @@ export class Metrics {
       for (const s of this.stats.values()) {
         this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'no_endpoints' }, s.noEndpoints);
         this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'max_connections' }, s.overLimit);
+        if (s.droppedLocal > 0) this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'no_local_endpoint' }, s.droppedLocal);
       }
     },
   });

@@ -51,6 +51,9 @@ export class Observers {
       dropped: () => {
         s.overLimit++;
       },
+      droppedLocal: () => {
+        s.droppedLocal++;
+      },
       connectFailed: (code: string) => {
         s.connectFailures.set(code, (s.connectFailures.get(code) ?? 0) + 1);
       },

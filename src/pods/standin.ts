@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import http from 'node:http';
 import type net from 'node:net';
-import type { PodState } from '../model/desired-state.js';
-import { listenOn } from '../forward/tcp.js';
+import type { PodState } from '../model/state.js';
+import { bindUdp, listenOn, trackSockets } from '../net/sockets.js';
 import { writeBytes } from '../util/write-bytes.js';
 
 interface PortCounters {
@@ -77,13 +77,9 @@ export class StandinPod {
   }
 
   private async startHttp(port: number, portName: string | undefined, counters: PortCounters): Promise<void> {
-    const sockets = new Set<net.Socket>();
     const server = http.createServer({ keepAliveTimeout: POD_KEEPALIVE_MS }, (req, res) => this.answer(req, res, port, portName, counters));
-    server.on('connection', (s) => {
-      counters.connections++;
-      sockets.add(s);
-      s.once('close', () => sockets.delete(s));
-    });
+    const sockets = trackSockets(server);
+    server.on('connection', () => counters.connections++);
     server.headersTimeout = 60_000;
     server.requestTimeout = 0;
     await listenOn(server, this.spec.ip, port).catch((err) => {
@@ -99,16 +95,9 @@ export class StandinPod {
       counters.datagrams++;
       sock.send(msg, rinfo.port, rinfo.address);
     });
-    await new Promise<void>((resolve, reject) => {
-      sock.once('error', (err) => {
-        (err as { port?: number }).port = port;
-        reject(err);
-      });
-      sock.bind({ address: this.spec.ip, port, exclusive: true }, () => {
-        sock.removeAllListeners('error');
-        sock.on('error', () => {});
-        resolve();
-      });
+    await bindUdp(sock, this.spec.ip, port).catch((err) => {
+      (err as { port?: number }).port = port;
+      throw err;
     });
     this.udp.push({ socket: sock, port });
   }

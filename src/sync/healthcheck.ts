@@ -1,30 +1,27 @@
 // healthcheck.ts — healthCheckNodePort for LoadBalancer Services with externalTrafficPolicy: Local, as kube-proxy serves it.
 import http from 'node:http';
 import type net from 'node:net';
-import type { ServicePortBalancer } from '../forward/balancer.js';
-import { closeServer, listenOn } from '../forward/tcp.js';
+import type { Forwarder, HealthRoute } from '../forward/route.js';
+import { closeServer, listenOn, trackSockets } from '../net/sockets.js';
 
 /** HealthCheckServer answers 200 when its node has a local endpoint and 503 when not, so a cloud LB skips that node. */
-export class HealthCheckServer {
+export class HealthCheckServer implements Forwarder<HealthRoute> {
   readonly server: http.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets: Set<net.Socket>;
 
-  constructor(
-    private readonly namespace: string,
-    private readonly name: string,
-    private readonly node: string,
-    public balancers: ServicePortBalancer[],
-  ) {
+  constructor(private route: HealthRoute) {
     this.server = http.createServer((_req, res) => {
-      const local = new Set<string>();
-      for (const b of this.balancers) for (const e of b.endpoints) if (e.node === this.node) local.add(`${e.ip}`);
-      const body = JSON.stringify({ service: { namespace: this.namespace, name: this.name }, localEndpoints: local.size, serviceProxyHealthy: true });
-      res.writeHead(local.size > 0 ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff', 'x-load-balancing-endpoint-weight': String(local.size) }).end(body);
+      const { namespace, name, localEndpoints } = this.route;
+      const body = JSON.stringify({ service: { namespace, name }, localEndpoints, serviceProxyHealthy: true });
+      res
+        .writeHead(localEndpoints > 0 ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff', 'x-load-balancing-endpoint-weight': String(localEndpoints) })
+        .end(body);
     });
-    this.server.on('connection', (s: net.Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
+    this.sockets = trackSockets(this.server);
+  }
+
+  setRoute(route: HealthRoute): void {
+    this.route = route;
   }
 
   listen(host: string, port: number): Promise<void> {

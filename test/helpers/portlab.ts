@@ -184,3 +184,26 @@ export function statusLine(host: string, port: number, payload: string | Buffer,
     else s.end(payload);
   });
 }
+
+/** whoAnswers makes one new TCP connection, sends a GET, and returns the pod name from the JSON, or 'no answer'. */
+export function whoAnswers(host: string, port: number, localAddress?: string, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port, localAddress });
+    let data = '';
+    s.setTimeout(timeoutMs, () => {
+      s.destroy();
+      resolve('no answer');
+    });
+    s.on('data', (d) => (data += d));
+    s.on('end', () => {
+      const body = data.slice(data.indexOf('\r\n\r\n') + 4);
+      try {
+        resolve((JSON.parse(body) as { pod: string }).pod);
+      } catch {
+        reject(new Error(`not JSON: ${data.slice(0, 200)}`));
+      }
+    });
+    s.on('error', reject);
+    s.end(`GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  });
+}

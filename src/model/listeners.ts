@@ -1,0 +1,95 @@
+// listeners.ts — the userspace data plane's table: for each Service, the listeners it needs and their routes, as data.
+import { listenerKey, type BalanceMode, type EndpointState, type ListenerState, type NodeState, type Route, type ServicePortState, type ServiceState, type Upstream } from './state.js';
+
+export interface ListenerOptions {
+  balance: BalanceMode;
+  nodeportHop: 'via-service' | 'direct';
+  idleTimeoutMs: number;
+}
+
+// One Upstream per endpoint object: a Service whose state did not change keeps its endpoint objects, and so its
+// upstreams, so a sync does not make new ones and the forwarders' per-upstream caches stay warm.
+const upstreams = new WeakMap<EndpointState, Upstream>();
+
+function toUpstream(ep: EndpointState): Upstream {
+  let up = upstreams.get(ep);
+  if (!up) {
+    up = { host: ep.ip, port: ep.port, address: `${ep.ip}:${ep.port}`, internal: false, podName: ep.podName, node: ep.node };
+    upstreams.set(ep, up);
+  }
+  return up;
+}
+
+/** listenersFor lists the listeners one Service needs: service and LB ports, its nodePorts and health checks on every node. */
+export function listenersFor(svc: ServiceState, nodes: NodeState[], options: ListenerOptions): ListenerState[] {
+  const out: ListenerState[] = [];
+  if (svc.type === 'ExternalName' || svc.headless) return out;
+  const hostNode = nodes[0]!.name;
+  for (const sp of svc.ports) {
+    const portName = sp.name || String(sp.port);
+    const ready = sp.endpoints.filter((e) => e.ready).map(toUpstream);
+    const base = {
+      servicePort: sp.key,
+      serviceName: `${svc.key}:${portName}`,
+      balance: options.balance,
+      affinityTimeoutMs: svc.sessionAffinity === 'ClientIP' ? svc.affinityTimeoutSeconds * 1000 : 0,
+      endpoints: ready,
+      externalLocal: false,
+      hasLocalEndpoint: false,
+      internalLocal: false,
+      hostNode,
+      idleTimeoutMs: options.idleTimeoutMs,
+    } satisfies Omit<Route, 'layer' | 'listen'>;
+    const add = (layer: Route['layer'], address: string, port: number, owner: string, field: string, route: Partial<Route>) => {
+      out.push({
+        key: listenerKey(address, port, sp.protocol),
+        address,
+        port,
+        protocol: sp.protocol,
+        owner,
+        field,
+        serviceKey: svc.key,
+        servicePort: sp.key,
+        layer,
+        mode: sp.mode,
+        route: { ...base, layer, listen: `${address}:${port}`, ...route },
+      });
+    };
+    if (svc.clusterIP) add('service', svc.clusterIP, sp.port, `Service ${svc.key}`, `spec.ports[${portName}].port`, { internalLocal: svc.internalTrafficPolicy === 'Local' });
+    if (svc.loadBalancerIP) add('loadbalancer', svc.loadBalancerIP, sp.port, `Service ${svc.key} (LoadBalancer)`, `spec.ports[${portName}].port`, {});
+    if (sp.nodePort !== undefined) {
+      for (const node of nodes) add('node', node.address, sp.nodePort, `Service ${svc.key} on ${node.name}`, `spec.ports[${portName}].nodePort`, nodeRoute(svc, sp, node, ready, options));
+    }
+  }
+  if (svc.healthCheckNodePort !== undefined) {
+    for (const node of nodes) {
+      const local = new Set<string>();
+      for (const sp of svc.ports) for (const e of sp.endpoints) if (e.ready && e.node === node.name) local.add(e.ip);
+      out.push({
+        key: listenerKey(node.address, svc.healthCheckNodePort, 'TCP'),
+        address: node.address,
+        port: svc.healthCheckNodePort,
+        protocol: 'TCP',
+        owner: `Service ${svc.key} on ${node.name}`,
+        field: 'spec.healthCheckNodePort',
+        serviceKey: svc.key,
+        servicePort: '',
+        layer: 'health',
+        mode: 'health',
+        route: { namespace: svc.namespace, name: svc.name, node: node.name, localEndpoints: local.size },
+      });
+    }
+  }
+  return out;
+}
+
+/** nodeRoute: a nodePort forwards to the Service's port (via-service, the seed's picture) or straight to a pod (direct). */
+function nodeRoute(svc: ServiceState, sp: ServicePortState, node: NodeState, ready: Upstream[], options: ListenerOptions): Partial<Route> {
+  const viaService = options.nodeportHop === 'via-service' && svc.clusterIP !== undefined;
+  return {
+    node: node.name,
+    externalLocal: svc.externalTrafficPolicy === 'Local',
+    hasLocalEndpoint: ready.some((e) => e.node === node.name),
+    serviceHop: viaService ? { host: svc.clusterIP!, port: sp.port, address: `${svc.clusterIP}:${sp.port}`, internal: true } : undefined,
+  };
+}
