@@ -3,7 +3,7 @@
 import { PortlabError } from './errors.js';
 import type { Options } from './cli/options.js';
 import type { Manifests } from './manifest/objects.js';
-import { blocksOverlap } from './model/addresses.js';
+import { blocksOverlap, parseServiceCidrs } from './model/addresses.js';
 import { loadManifests, planState } from './model/plan.js';
 import type { DesiredState, PodOverride } from './model/desired-state.js';
 import { AdminServer } from './observe/admin.js';
@@ -56,7 +56,7 @@ export class Portlab {
         maxConnections: options.maxConnections,
         seed: options.seed,
         shared,
-        checkClaimsEverySync: shared || blocksOverlap([options.serviceCidr, options.podCidr, options.loadBalancerCidr, options.nodes > 1 ? options.nodeCidr : options.nodeAddress]),
+        checkClaimsEverySync: shared || blocksOverlap([parseServiceCidrs(options.serviceCidr).v4.text, options.podCidr, options.loadBalancerCidr, options.nodes > 1 ? options.nodeCidr : options.nodeAddress]),
       },
       this.observers,
     );

@@ -4,14 +4,14 @@ import { parseManifests } from '../src/manifest/load.js';
 import { buildDesiredState, type DesiredState, type Overrides } from '../src/model/desired-state.js';
 import { diff, type SyncOp } from '../src/model/diff.js';
 import { deployment, service } from './helpers/manifests.js';
-import { PLAN } from './helpers/plan.js';
+import { CLUSTER, PLAN } from './helpers/plan.js';
 
 function svc(name: string, port = 8080, extra = ''): string {
   return service(name, `{app: ${name}}`, `  type: NodePort\n  ports: [{name: tcp, port: ${port}, targetPort: 5000${extra}}]`);
 }
 
 function plan(yaml: string, previous?: DesiredState, overrides?: Overrides): DesiredState {
-  const parsed = parseManifests([{ file: 'x.yml', text: yaml }], { nodePortRange: PLAN.nodePortRange });
+  const parsed = parseManifests([{ file: 'x.yml', text: yaml }], CLUSTER);
   if (!parsed.manifests) throw new Error(parsed.problems.map((p) => p.message).join('\n'));
   const built = buildDesiredState(parsed.manifests, PLAN, previous, overrides);
   if (!built.state) throw new Error(built.problems.map((p) => p.message).join('\n'));

@@ -5,12 +5,12 @@ import test from 'ava';
 import { parseManifests } from '../src/manifest/load.js';
 import { formatProblem } from '../src/manifest/problems.js';
 import { buildDesiredState } from '../src/model/desired-state.js';
-import { PLAN } from './helpers/plan.js';
+import { CLUSTER, PLAN } from './helpers/plan.js';
 import { FIXTURES } from './helpers/portlab.js';
 
 async function plan(rel: string, text?: string) {
   const source = { file: rel, text: text ?? (await readFile(path.join(FIXTURES, '..', rel), 'utf8')) };
-  const parsed = parseManifests([source], { nodePortRange: [30000, 32767] });
+  const parsed = parseManifests([source], CLUSTER);
   // As printed: a problem with context (a YAML syntax error's source lines and hint) spans several lines.
   if (!parsed.manifests) return { problems: parsed.problems.flatMap((p) => formatProblem(p).split('\n')) };
   const built = buildDesiredState(parsed.manifests, PLAN);

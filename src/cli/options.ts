@@ -1,7 +1,7 @@
 // options.ts — the command line: commands, flags and their defaults, parsed with node:util parseArgs (no dependency).
 import { parseArgs } from 'node:util';
 import { PortlabError } from '../errors.js';
-import { parseCidr } from '../model/addresses.js';
+import { parseCidr, parseServiceCidrs } from '../model/addresses.js';
 import type { PlanOptions } from '../model/desired-state.js';
 import type { LogFormat } from '../observe/log.js';
 import type { ProxierOptions } from '../sync/proxier.js';
@@ -88,7 +88,8 @@ Addresses (Linux: all of 127.0.0.0/8 is loopback):
   --node-address IP        node IP for nodePorts (127.0.0.1)
   --nodes N                emulate N nodes; node i listens at 127.0.1.i (1)
   --node-cidr CIDR         where nodes live when N > 1 (127.0.1.0/24)
-  --service-cidr CIDR      cluster IPs (127.10.0.0/16)
+  --service-cidr CIDR[,CIDR6]  cluster IPs (127.10.0.0/16); an IPv6 block after a comma makes the cluster
+                           dual-stack for validation and rules (portlab serves IPv4 on loopback)
   --pod-cidr CIDR          stand-in pod IPs (127.244.0.0/16)
   --lb-cidr CIDR           LoadBalancer addresses (127.20.0.0/16)
   --addresses shared       every layer on the node address (for macOS); clashes fail at start
@@ -150,6 +151,15 @@ function cidr(flag: string, v: string): string {
   return v;
 }
 
+function serviceCidr(v: string): string {
+  try {
+    parseServiceCidrs(v);
+  } catch (err) {
+    throw usage(`--service-cidr: ${(err as Error).message}`);
+  }
+  return v;
+}
+
 function ipv4(flag: string, v: string): string {
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(v) || v.split('.').some((o) => Number(o) > 255)) throw usage(`--${flag} ${JSON.stringify(v)}: expected an IPv4 address such as 127.0.0.1`);
   return v;
@@ -191,7 +201,7 @@ export function parseOptions(argv: string[]): Options {
     nodeAddress: ipv4('node-address', v['node-address']),
     nodes: positiveInt('nodes', v.nodes, 1, 254),
     nodeCidr: cidr('node-cidr', v['node-cidr']),
-    serviceCidr: cidr('service-cidr', v['service-cidr']),
+    serviceCidr: serviceCidr(v['service-cidr']),
     podCidr: cidr('pod-cidr', v['pod-cidr']),
     loadBalancerCidr: cidr('lb-cidr', v['lb-cidr']),
     addresses: oneOf('addresses', v.addresses, ['distinct', 'shared'] as const),

@@ -22,8 +22,11 @@ export interface ServiceSpec {
   name: string;
   type: ServiceType;
   headless: boolean;
-  /** requestedClusterIP is spec.clusterIP as written (e.g. from `kubectl get -o yaml`); portlab allocates its own. */
+  /** requestedClusterIP is spec.clusterIP as written (e.g. from `kubectl get -o yaml`); kept when in --service-cidr. */
   requestedClusterIP?: string;
+  requestedClusterIPs: string[];
+  /** ipFamilies are the Service's families after allocation, primary first. */
+  ipFamilies: string[];
   selector?: Record<string, string>;
   ports: ServicePortSpec[];
   sessionAffinity: 'None' | 'ClientIP';
@@ -32,6 +35,13 @@ export interface ServiceSpec {
   internalTrafficPolicy: 'Cluster' | 'Local';
   healthCheckNodePort?: number;
   externalName?: string;
+  externalIPs: string[];
+  loadBalancerSourceRanges: string[];
+  /** loadBalancerIngressIPs are status.loadBalancer.ingress[].ip, as a cloud's controller wrote them. */
+  loadBalancerIngressIPs: string[];
+  allocateLoadBalancerNodePorts: boolean;
+  trafficDistribution?: string;
+  publishNotReadyAddresses: boolean;
   source: ManifestObject;
 }
 

@@ -1,4 +1,6 @@
 // addresses.ts — the address plan: which loopback address each node, Service and pod gets, deterministically.
+import type { ClusterConfig } from '../manifest/service-allocation.js';
+import { isValidCIDR, type IPFamily } from '../manifest/k8s-rules.js';
 
 /** Cidr is an IPv4 block such as 127.10.0.0/16. */
 export interface Cidr {
@@ -98,4 +100,34 @@ export function blocksOverlap(blocks: string[]): boolean {
     }
   }
   return false;
+}
+
+/**
+ * ServiceCidrs is --service-cidr: an IPv4 block portlab gives cluster IPs from, and optionally an IPv6 block after a
+ * comma, as kube-apiserver's --service-cluster-ip-range makes a cluster dual-stack. portlab serves IPv4 on loopback;
+ * the IPv6 block makes validation and the rules printer treat the cluster as dual-stack.
+ */
+export interface ServiceCidrs {
+  v4: Cidr;
+  v6?: string;
+}
+
+export function parseServiceCidrs(text: string): ServiceCidrs {
+  const [first, second, ...rest] = text.split(',').map((s) => s.trim());
+  if (rest.length > 0) throw new Error(`"${text}" has more than two blocks; give an IPv4 block, and optionally an IPv6 one after a comma`);
+  const v4 = parseCidr(first ?? '');
+  if (second === undefined) return { v4 };
+  if (!second.includes(':') || isValidCIDR(second).length > 0) throw new Error(`"${second}" is not an IPv6 CIDR such as fd00:10::/108`);
+  return { v4, v6: second };
+}
+
+/** clusterConfig is what the API server's allocators know of the cluster: its families, nodePort range and Service block. */
+export function clusterConfig(serviceCidr: string, nodePortRange: [number, number]): ClusterConfig {
+  const cidrs = parseServiceCidrs(serviceCidr);
+  const families: IPFamily[] = cidrs.v6 ? ['IPv4', 'IPv6'] : ['IPv4'];
+  return {
+    families,
+    nodePortRange,
+    serviceCidrContains: (ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip) && ipToInt(ip) - cidrs.v4.base > 0 && ipToInt(ip) - cidrs.v4.base < cidrs.v4.size - 1,
+  };
 }

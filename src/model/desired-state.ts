@@ -4,7 +4,7 @@ import { PortlabError } from '../errors.js';
 import type { Manifests, ServicePortSpec, ServiceSpec } from '../manifest/objects.js';
 import { serviceKey } from '../manifest/objects.js';
 import type { Problem } from '../manifest/problems.js';
-import { AddressAllocator, parseCidr } from './addresses.js';
+import { AddressAllocator, parseCidr, parseServiceCidrs } from './addresses.js';
 import { podEndpoints, sliceEndpoints, unmatchedSelector } from './endpoints.js';
 import { LabelIndex } from './labels.js';
 import { listenersFor, type ListenerOptions } from './listeners.js';
@@ -81,7 +81,7 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions, pr
   });
 
   const services = [...manifests.services].sort((a, b) => compare(serviceKey(a), serviceKey(b)));
-  const clusterIPs = new AddressAllocator(parseCidr(options.serviceCidr), new Map(previous?.services.flatMap((s) => (s.clusterIP ? [[s.key, s.clusterIP] as const] : []))));
+  const clusterIPs = new AddressAllocator(parseServiceCidrs(options.serviceCidr).v4, new Map(previous?.services.flatMap((s) => (s.clusterIP ? [[s.key, s.clusterIP] as const] : []))));
   clusterIPs.reserveSticky(services.map(serviceKey));
   // A Service's own clusterIP is kept when it lies in --service-cidr, as the API server keeps a requested one.
   for (const svc of services) if (svc.requestedClusterIP && !shared) clusterIPs.claim(serviceKey(svc), svc.requestedClusterIP);
@@ -123,7 +123,7 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions, pr
     };
     if (svc.type !== 'ExternalName') addPorts(svc, state, options, podIndex, pods, slicesByService.get(key) ?? [], nodePorts.byPort, warnings);
     if (svc.requestedClusterIP && svc.requestedClusterIP !== state.clusterIP) {
-      notes.push(`${svc.source.at(['spec', 'clusterIP'])}: Service "${svc.name}" asks for clusterIP ${svc.requestedClusterIP}, outside --service-cidr ${options.serviceCidr}; portlab gives it ${state.clusterIP} so it stays on loopback`);
+      notes.push(`${svc.source.at(['spec', 'clusterIP'])}: Service "${svc.name}" asks for clusterIP ${svc.requestedClusterIP}, outside --service-cidr ${parseServiceCidrs(options.serviceCidr).v4.text}; portlab gives it ${state.clusterIP} so it stays on loopback`);
     }
     return state;
   });

@@ -2,6 +2,7 @@
 import { manifestError, parseManifests } from '../manifest/load.js';
 import type { Manifests } from '../manifest/objects.js';
 import { readSources } from '../manifest/sources.js';
+import { clusterConfig } from './addresses.js';
 import { buildDesiredState, type DesiredState, type Overrides, type PlanOptions } from './desired-state.js';
 
 export interface PlanInput extends PlanOptions {
@@ -11,7 +12,7 @@ export interface PlanInput extends PlanOptions {
 /** loadManifests reads and validates the manifests. It throws PORTLAB_MANIFEST_INVALID with every problem. */
 export async function loadManifests(input: PlanInput, readStdin?: () => Promise<string>): Promise<Manifests> {
   const sources = await readSources(input.files, readStdin);
-  const { manifests, problems } = parseManifests(sources, { nodePortRange: input.nodePortRange });
+  const { manifests, problems } = parseManifests(sources, clusterConfig(input.serviceCidr, input.nodePortRange));
   if (!manifests) throw manifestError(problems);
   return manifests;
 }

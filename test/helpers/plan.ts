@@ -1,4 +1,5 @@
 // plan.ts (test helper) — the planner's options as `portlab up` defaults them, for tests of the pure layers.
+import { clusterConfig } from '../../src/model/addresses.js';
 import type { PlanOptions } from '../../src/model/desired-state.js';
 
 export const PLAN: PlanOptions = {
@@ -16,3 +17,6 @@ export const PLAN: PlanOptions = {
   nodeportHop: 'via-service',
   idleTimeoutMs: 0,
 };
+
+/** CLUSTER is what the API server's allocators know of the cluster, for PLAN. */
+export const CLUSTER = clusterConfig(PLAN.serviceCidr, PLAN.nodePortRange);

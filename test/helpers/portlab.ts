@@ -126,6 +126,18 @@ export function connectionOutcome(host: string, port: number, waitMs = 300): Pro
   });
 }
 
+/** accepts is true when something listens on host:port: the kernel completes the handshake, whatever comes after. */
+export function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
 /** isClosed is true when nothing listens on host:port any more. */
 export async function isClosed(host: string, port: number): Promise<boolean> {
   return (await connectionOutcome(host, port, 200)) === 'refused';
