@@ -55,6 +55,7 @@ export class Portlab {
         drainTimeoutMs: options.drainTimeoutMs,
         maxConnections: options.maxConnections,
         seed: options.seed,
+        portOffset: options.portOffset,
         shared,
         checkClaimsEverySync: shared || blocksOverlap([parseServiceCidrs(options.serviceCidr).v4.text, options.podCidr, options.loadBalancerCidr, options.nodes > 1 ? options.nodeCidr : options.nodeAddress]),
       },

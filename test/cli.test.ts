@@ -28,6 +28,10 @@ test('a nodePort in use: exit 3, a message naming Service, field and address, an
   }
 });
 
+// Root may bind port 80, so as root the real binary runs without CAP_NET_BIND_SERVICE: the kernel then answers EACCES
+// exactly as it does for an unprivileged user (net.ipv4.ip_unprivileged_port_start is 1024 here).
+const dropBind = process.getuid?.() === 0 ? ['setpriv', '--bounding-set', '-net_bind_service', '--inh-caps', '-net_bind_service'] : [];
+
 test('a privileged port: exit 3 with how to fix it', async (t) => {
   const r = range(121);
   const m = await tempManifest(`apiVersion: v1
@@ -38,14 +42,37 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8080}]
 `);
   try {
-    // Root may bind port 80, so as root the real binary runs without CAP_NET_BIND_SERVICE: the kernel then answers
-    // EACCES exactly as it does for an unprivileged user (net.ipv4.ip_unprivileged_port_start is 1024 here).
-    const dropBind = process.getuid?.() === 0 ? ['setpriv', '--bounding-set', '-net_bind_service', '--inh-caps', '-net_bind_service'] : [];
-    const result = await runCli(['up', '-f', m.file, ...r.args, '--admin', 'off'], undefined, 20_000, dropBind);
+      const result = await runCli(['up', '-f', m.file, ...r.args, '--admin', 'off'], undefined, 20_000, dropBind);
     t.is(result.code, 3, result.stderr);
     t.regex(result.stderr, new RegExp(`cannot listen on ${r.service(1).replaceAll('.', '\\.')}:80/TCP for Service default/web spec\\.ports\\[http\\]\\.port: port 80 is privileged \\(below 1024\\)`));
-    t.regex(result.stderr, /fix: Ports below 1024 need root/);
+    t.regex(result.stderr, /fix: Ports below 1024 need root\. Serve them at port \+ N with --port-offset N/);
   } finally {
+    await m.cleanup();
+  }
+});
+
+test('--port-offset: port 80 and targetPort 80 are served at 8080 without the right to bind them, and the table says so', async (t) => {
+  const r = range(181);
+  const m = await tempManifest(`apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 80, nodePort: 30080}]
+`);
+  const cli = await startCli(['up', '-f', m.file, ...r.args, '--port-offset', '8000', '--drain-timeout', '0'], 20_000, dropBind);
+  try {
+    t.regex(cli.output(), new RegExp(`service ${r.service(1).replaceAll('.', '\\.')}:8080 \\(port 80\\) → pod ${r.pod(1).replaceAll('.', '\\.')}:8080 \\(targetPort 80\\)`));
+    t.regex(cli.output(), new RegExp(`service: curl -s http://${r.service(1).replaceAll('.', '\\.')}:8080/`));
+    for (const url of [`http://${r.node}:30080/`, `http://${r.service(1)}:8080/`, `http://${r.pod(1)}:8080/`]) {
+      const res = await request(url);
+      const body = (await res.body.json()) as { pod: string };
+      t.is(res.statusCode, 200, url);
+      t.is(body.pod, 'web-standin', url);
+    }
+  } finally {
+    t.is(await cli.stop(), 0, cli.errors());
     await m.cleanup();
   }
 });
@@ -139,7 +166,7 @@ test('the fd limit is raised to the hard limit and reported at start', async (t)
   const r = range(124);
   // prlimit starts portlab with a low soft limit and execs it; portlab (and Node) raise it to the hard limit.
   // One SIGTERM to portlab's own PID once it is ready: no timer races its start-up.
-  const cli = await startCli(['up', '-f', SEED, ...r.args, '--max-connections', '100', '--drain-timeout', '0'], 20_000, ['prlimit', '--nofile=512:8192']);
+  const cli = await startCli(['up', '-f', SEED, ...r.args, '--max-connections', '100', '--drain-timeout', '0', '--verbose'], 20_000, ['prlimit', '--nofile=512:8192']);
   const limits = readFileSync(`/proc/${cli.child.pid}/limits`, 'utf8');
   t.is(await cli.stop(), 0, cli.errors());
   t.regex(limits, /Max open files\s+8192\s+8192/, 'the running process has its soft limit raised');

@@ -146,3 +146,11 @@ test('readiness: a probe delay keeps a pod out of the endpoints until it passes;
   const unready = plan(yaml, passed, new Map([[key, { probePassed: true, ready: false }]]));
   t.false(unready.services[0]!.ports[0]!.endpoints[0]!.ready);
 });
+
+test('publishNotReadyAddresses: a not-ready pod is still an endpoint, as the EndpointSlice controller publishes it; a killed one is not', (t) => {
+  const yaml = deployment('slow', 1, { container: ', readinessProbe: {initialDelaySeconds: 5}' }) + service('slow', '{app: slow}', '  publishNotReadyAddresses: true\n  ports: [{name: tcp, port: 8080, targetPort: 5000}]');
+  const a = plan(yaml);
+  t.true(a.services[0]!.ports[0]!.endpoints[0]!.ready);
+  const killed = plan(yaml, a, new Map([[a.pods[0]!.key, { killed: true }]]));
+  t.false(killed.services[0]!.ports[0]!.endpoints[0]!.ready);
+});

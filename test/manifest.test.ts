@@ -29,7 +29,7 @@ for (const name of invalid) {
   });
 }
 
-test('the PRODUCT.md example message, character for character', async (t) => {
+test('the nodePort range message, character for character as the API server writes it', async (t) => {
   const { problems } = await plan('fixtures/invalid/nodeport-out-of-range.yml');
   t.deepEqual(problems, [
     'fixtures/invalid/nodeport-out-of-range.yml:14:17: The Service "my-service" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767',

@@ -1,5 +1,6 @@
 // Watching it: one log line per request with every hop, Prometheus metrics that match the traffic, health, routes -o.
 import test from 'ava';
+import { Writable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { runCli } from './helpers/cli.js';
 import { SEED, range, startPortlab, waitFor } from './helpers/portlab.js';
@@ -168,4 +169,23 @@ test('the traffic log batches lines and flows in order within FLUSH_MS; a flow b
   quiet.write('{"x":1}');
   quiet.flush();
   t.is(writes.length, before, '--quiet writes nothing');
+});
+
+test('text log: a legend line first, then lines that say what each number is and name the protocol once', (t) => {
+  const chunks: string[] = [];
+  const out = new Writable({ write: (c, _e, cb) => (chunks.push(String(c)), cb()) });
+  const log = new TrafficLog('text', out, false);
+  const base = { time: '2026-12-02T10:00:00.000Z', client: '127.0.0.1:40000', bytesIn: 79, bytesOut: 469, route: { node: '127.0.0.1:31000', service: '127.10.0.1:8081', pod: '127.244.0.1:6000' }, pod: 'p', node: 'node-1' };
+  const hops = [
+    { layer: 'node', listen: '127.0.0.1:31000', connectMs: 1.25, durationMs: 5.4 },
+    { layer: 'service', listen: '127.10.0.1:8081', connectMs: 0.75, durationMs: 3.6 },
+  ];
+  log.write({ ...base, kind: 'connection', servicePort: 'default/my-service:metrics/TCP', protocol: 'TCP', mode: 'tcp', hops });
+  log.write({ ...base, kind: 'session', servicePort: 'default/dns:dns/UDP', protocol: 'UDP', mode: 'udp', hops: hops.map(({ connectMs: _, ...h }) => h) });
+  log.flush();
+  const [legend, l4, udp] = chunks.join('').trimEnd().split('\n');
+  t.regex(legend!, /^traffic log: .*↑bytes from the client ↓bytes to it.*time to connect to the next hop and the total time/);
+  t.regex(l4!, /default\/my-service:metrics\/TCP connection 127\.0\.0\.1:40000 → node 127\.0\.0\.1:31000 → service 127\.10\.0\.1:8081 → pod p 127\.244\.0\.1:6000 {2}↑79B ↓469B {2}node: connect 1\.3ms total 5\.4ms · service: connect 750µs total 3\.6ms$/);
+  t.is(l4!.match(/TCP/g)!.length, 1, 'the protocol is named once');
+  t.regex(udp!, /default\/dns:dns\/UDP datagrams .* node: total 5\.4ms · service: total 3\.6ms$/);
 });

@@ -1,4 +1,4 @@
-// L4 correctness at every layer, per shared/PITFALLS.md: bytes, half-close, resets, fail-fast and backpressure.
+// L4 correctness at every layer: bytes, half-close, resets, fail-fast and backpressure.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import test from 'ava';

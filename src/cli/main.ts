@@ -96,7 +96,8 @@ async function up(options: Options): Promise<number> {
   out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
   for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true })) out(line);
   if (portlab.admin && options.admin) out(`admin:   http://${options.admin.host}:${options.admin.port}/  (dashboard, /metrics, /healthz)`);
-  out(describeFdLimit(fdLimit, portlab.proxier.openListeners, options.maxConnections));
+  const fdLine = describeFdLimit(fdLimit, portlab.proxier.openListeners, options.maxConnections);
+  if (options.verbose || fdLine.includes('exceeds')) out(fdLine);
   let hostsWritten = false;
   if (options.writeHosts) {
     try {

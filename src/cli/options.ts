@@ -20,6 +20,7 @@ export interface Options extends PlanOptions, Omit<ProxierOptions, 'checkClaimsE
   quiet: boolean;
   watch: boolean;
   debug: boolean;
+  verbose: boolean;
   output: 'table' | 'wide' | 'json';
   hosts: boolean;
   writeHosts: boolean;
@@ -51,11 +52,13 @@ const flags = {
   'idle-timeout': { type: 'string', default: '0' },
   'drain-timeout': { type: 'string', default: '10s' },
   'max-connections': { type: 'string' },
+  'port-offset': { type: 'string' },
   admin: { type: 'string', default: '127.0.0.1:10249' },
   'log-format': { type: 'string', default: 'text' },
   quiet: { type: 'boolean', short: 'q', default: false },
   watch: { type: 'boolean', short: 'w', default: false },
   debug: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
   output: { type: 'string', short: 'o', default: 'table' },
   hosts: { type: 'boolean', default: false },
   'write-hosts': { type: 'boolean', default: false },
@@ -94,6 +97,8 @@ Addresses (Linux: all of 127.0.0.0/8 is loopback):
   --lb-cidr CIDR           LoadBalancer addresses (127.20.0.0/16)
   --addresses shared       every layer on the node address (for macOS); clashes fail at start
   --nodeport-range A-B     nodePort range for validation and allocation (30000-32767)
+  --port-offset N          serve every port below 1024 at port + N, so port: 80 works without root
+                           (80 → 8080 with --port-offset 8000)
 
 Forwarding:
   --nodeport-hop via-service|direct   nodePort → Service port → pod (default), or nodePort → pod as kube-proxy's DNAT
@@ -115,6 +120,7 @@ Watching:
   -q, --quiet              no traffic log
   -w, --watch              reload when a manifest file changes
   --write-hosts            add cluster IP names to /etc/hosts while running (--hosts-file to change)
+  --verbose                print start-up details (the open-file limit and the connection budget)
   --debug                  print stacks with errors
 
 Exit codes: 0 ok, 1 invalid manifest, 2 usage error, 3 a listener could not be opened.
@@ -216,12 +222,14 @@ export function parseOptions(argv: string[]): Options {
     udpTimeoutMs: parseDuration('udp-timeout', v['udp-timeout']),
     idleTimeoutMs: parseDuration('idle-timeout', v['idle-timeout']),
     drainTimeoutMs: parseDuration('drain-timeout', v['drain-timeout']),
+    portOffset: v['port-offset'] === undefined ? 0 : positiveInt('port-offset', v['port-offset'], 1, 64511),
     maxConnections: v['max-connections'] === undefined ? undefined : positiveInt('max-connections', v['max-connections']),
     admin,
     logFormat: v.quiet ? 'none' : oneOf('log-format', v['log-format'], ['text', 'json'] as const),
     quiet: v.quiet,
     watch: v.watch,
     debug: v.debug,
+    verbose: v.verbose,
     output: oneOf('output', v.output, ['table', 'wide', 'json'] as const),
     hosts: v.hosts,
     writeHosts: v['write-hosts'],

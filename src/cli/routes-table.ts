@@ -1,13 +1,49 @@
 // routes-table.ts — the translation table people read: one line per port, then a command to try each layer.
-import type { DesiredState, ServicePortState, ServiceState } from '../model/desired-state.js';
+import { servedPort, type DesiredState, type ServicePortState, type ServiceState } from '../model/desired-state.js';
 
-function tryCommand(sp: ServicePortState, address: string, port: number): string {
-  if (sp.protocol === 'UDP') return `echo hello | nc -u -w1 ${address} ${port}`;
-  return `curl -s http://${address}:${port}/`;
+/** hostPort writes address:port as a URL or a log does: IPv6 in brackets. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-function podsOf(sp: ServicePortState) {
-  return sp.endpoints.map((e) => ({ ...e, label: e.podName ? `pod ${e.ip}:${e.port}` : `endpoint ${e.ip}:${e.port}` }));
+// Port names and appProtocols that say which client fits (IANA service names, and Kubernetes' appProtocol values).
+const HTTP_NAMES = /^(http|http-.*|web|metrics|prometheus)$/;
+const CLIENTS: { names: RegExp; udp: boolean; command: (a: string, p: number) => string }[] = [
+  { names: /^(grpc|grpc-.*|h2c|kubernetes\.io\/h2c)$/, udp: false, command: (a, p) => `grpcurl -plaintext ${hostPort(a, p)} list` },
+  { names: /^(https|https-.*|tls)$/, udp: false, command: (a, p) => `curl -sk https://${hostPort(a, p)}/` },
+  { names: /^(redis|redis-.*)$/, udp: false, command: (a, p) => `redis-cli -h ${a} -p ${p} ping` },
+  { names: /^(postgres|postgresql|pg)$/, udp: false, command: (a, p) => `psql -h ${a} -p ${p} -U postgres` },
+  { names: /^(mysql|mariadb)$/, udp: false, command: (a, p) => `mysql -h ${a} -P ${p} -u root` },
+  { names: /^(dns-tcp|dns|domain)$/, udp: false, command: (a, p) => `dig +tcp @${a} -p ${p} kubernetes.default.svc.cluster.local` },
+  { names: /^(dns|dns-udp|domain)$/, udp: true, command: (a, p) => `dig @${a} -p ${p} kubernetes.default.svc.cluster.local` },
+];
+
+/**
+ * tryCommand is a command for this port's protocol: the fitting client where the port's name or appProtocol says
+ * which, curl for HTTP (an L7 port, or one named for HTTP or metrics), and a neutral nc otherwise.
+ */
+export function tryCommand(sp: ServicePortState, address: string, port: number): string {
+  const hints = [sp.appProtocol?.toLowerCase() ?? '', sp.name.toLowerCase()];
+  const client = CLIENTS.find((c) => (sp.protocol === 'UDP') === c.udp && hints.some((h) => c.names.test(h)));
+  if (client) return client.command(address, port);
+  if (sp.protocol === 'UDP') return `echo hello | nc -u -w1 ${address} ${port}`;
+  if (sp.protocol === 'SCTP') return `ncat --sctp ${address} ${port}`;
+  if (sp.mode === 'http' || hints.some((h) => HTTP_NAMES.test(h))) return `curl -s http://${hostPort(address, port)}/`;
+  return `nc -v ${address} ${port}`;
+}
+
+/** served writes a served port, saying the declared one when --port-offset moved it: `8080 (port 80)`. */
+function served(port: number, offset: number, field: string): string {
+  const at = servedPort(port, offset);
+  return at === port ? String(port) : `${at} (${field} ${port})`;
+}
+
+function podsOf(sp: ServicePortState, offset: number) {
+  return sp.endpoints.map((e) => {
+    const port = e.podKey ? servedPort(e.port, offset) : e.port;
+    const shown = e.podKey ? served(e.port, offset, 'targetPort') : String(e.port);
+    return { ...e, port, label: `${e.podName ? 'pod' : 'endpoint'} ${e.ip}:${shown}` };
+  });
 }
 
 /** routeLines prints `my-service/http  node 127.0.0.1:30000 → service 127.10.0.1:8080 → pod 127.244.0.1:5000`. */
@@ -20,8 +56,10 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       out.push(`${name}  ExternalName → ${svc.externalName}: a DNS alias, nothing to listen on (note only)`);
       continue;
     }
+    const offset = state.portOffset;
     for (const sp of svc.ports) {
-      const eps = podsOf(sp);
+      const eps = podsOf(sp, offset);
+      const port = servedPort(sp.port, offset);
       const target = eps.length === 0 ? 'no endpoints (connections are refused)' : eps.length === 1 ? eps[0]!.label : `${eps[0]!.label} (+${eps.length - 1} more)`;
       const label = `${name}/${sp.name || sp.port}`;
       const mode = sp.mode === 'http' ? 'L7' : sp.mode === 'udp' ? 'UDP' : 'L4';
@@ -31,12 +69,12 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
         continue;
       }
       if (sp.nodePort !== undefined) {
-        const nodes = state.nodes.map((n) => `${n.address}:${sp.nodePort}`);
+        const nodes = state.nodes.map((n) => `${n.address}:${served(sp.nodePort!, offset, 'nodePort')}`);
         parts.push(`node ${nodes.length === 1 ? nodes[0] : `{${nodes.join(', ')}}`}`);
         if (opts.nodeportHop === 'direct') parts.push('(direct)');
       }
-      if (svc.loadBalancerIP) parts.push(`lb ${svc.loadBalancerIP}:${sp.port}`);
-      parts.push(`service ${svc.clusterIP}:${sp.port}`);
+      if (svc.loadBalancerIP) parts.push(`lb ${svc.loadBalancerIP}:${served(sp.port, offset, 'port')}`);
+      parts.push(`service ${svc.clusterIP}:${served(sp.port, offset, 'port')}`);
       parts.push(target);
       out.push(`${label}  ${mode}  ${parts.join(' → ').replace(' → (direct) → ', ' ⇒ (direct) ')}`);
       if (opts.wide) {
@@ -47,9 +85,9 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
         }
       }
       if (opts.tryIt) {
-        if (sp.nodePort !== undefined) out.push(`    node:    ${tryCommand(sp, state.nodes[0]!.address, sp.nodePort)}`);
-        if (svc.loadBalancerIP) out.push(`    lb:      ${tryCommand(sp, svc.loadBalancerIP, sp.port)}`);
-        out.push(`    service: ${tryCommand(sp, svc.clusterIP!, sp.port)}`);
+        if (sp.nodePort !== undefined) out.push(`    node:    ${tryCommand(sp, state.nodes[0]!.address, servedPort(sp.nodePort, offset))}`);
+        if (svc.loadBalancerIP) out.push(`    lb:      ${tryCommand(sp, svc.loadBalancerIP, port)}`);
+        out.push(`    service: ${tryCommand(sp, svc.clusterIP!, port)}`);
         if (eps[0]) out.push(`    pod:     ${tryCommand(sp, eps[0].ip, eps[0].port)}`);
       }
     }

@@ -1,4 +1,4 @@
-// http-proxy-adapter.ts — the one module that touches http-proxy. It closes the traps listed in shared/PITFALLS.md.
+// http-proxy-adapter.ts — the one module that touches http-proxy. It closes http-proxy's known traps (see docs/ARCHITECTURE.md).
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex, Writable } from 'node:stream';

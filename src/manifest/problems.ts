@@ -1,4 +1,4 @@
-// problems.ts — one manifest problem, printed as `file:line:col: message` like the example in PRODUCT.md.
+// problems.ts — one manifest problem, printed as `file:line:col: message`, the position kubectl-style tools print first.
 
 /** Problem is one thing wrong in the manifests. `where` is `file:line:col`. */
 export interface Problem {

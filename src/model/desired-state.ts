@@ -12,6 +12,7 @@ import { allocateNodePorts } from './node-ports.js';
 import { planPods, type StandinPolicy } from './pods.js';
 import { printOf } from './print.js';
 import {
+  servedPort,
   servicePortKey,
   type Claim,
   type DesiredState,
@@ -129,7 +130,7 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions, pr
   });
   addNumericTargetPorts(states, pods);
 
-  const state: DesiredState = { nodes, services: states, pods, listeners: [], warnings, notes };
+  const state: DesiredState = { nodes, services: states, pods, listeners: [], warnings, notes, portOffset: options.portOffset ?? 0 };
   const reused = previous ? keepUnchanged(previous, state) : new Set<ServiceState>();
   const previousListeners = new Map<string, ListenerState[]>();
   for (const l of previous?.listeners ?? []) {
@@ -225,7 +226,7 @@ function keepUnchanged(prev: DesiredState, next: DesiredState): Set<ServiceState
 export function claims(state: DesiredState): Claim[] {
   const out: Claim[] = [];
   for (const pod of state.pods) {
-    for (const cp of pod.ports) out.push({ address: pod.ip, port: cp.containerPort, protocol: cp.protocol, owner: `pod ${pod.key}`, field: `containerPort ${cp.containerPort}${cp.name ? ` (${cp.name})` : ''}` });
+    for (const cp of pod.ports) out.push({ address: pod.ip, port: servedPort(cp.containerPort, state.portOffset), protocol: cp.protocol, owner: `pod ${pod.key}`, field: `containerPort ${cp.containerPort}${cp.name ? ` (${cp.name})` : ''}` });
   }
   for (const l of state.listeners) out.push(l);
   return out;

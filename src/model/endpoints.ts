@@ -12,7 +12,9 @@ export function podEndpoints(svc: ServiceSpec, p: ServicePortSpec, selected: Pod
   const out: EndpointState[] = [];
   for (const pod of selected) {
     const port = typeof p.targetPort === 'number' ? p.targetPort : pod.ports.find((cp) => cp.name === p.targetPort && cp.protocol === p.protocol)?.containerPort;
-    if (port !== undefined) out.push({ ip: pod.ip, port, ready: pod.running && pod.ready, node: pod.node, podKey: pod.key, podName: pod.name });
+    // The EndpointSlice controller marks an endpoint ready when the pod is, or when the Service publishes not-ready
+    // addresses; a pod that is down has no address to publish.
+    if (port !== undefined) out.push({ ip: pod.ip, port, ready: pod.running && (pod.ready || svc.publishNotReadyAddresses), node: pod.node, podKey: pod.key, podName: pod.name });
   }
   if (typeof p.targetPort === 'string' && selected.length > 0 && out.length < selected.length) {
     const without = selected.filter((pod) => !out.some((e) => e.podKey === pod.key));

@@ -1,20 +1,24 @@
 // listeners.ts — the userspace data plane's table: for each Service, the listeners it needs and their routes, as data.
-import { listenerKey, type BalanceMode, type EndpointState, type ListenerState, type NodeState, type Route, type ServicePortState, type ServiceState, type Upstream } from './state.js';
+import { listenerKey, servedPort, type BalanceMode, type EndpointState, type ListenerState, type NodeState, type Route, type ServicePortState, type ServiceState, type Upstream } from './state.js';
 
 export interface ListenerOptions {
   balance: BalanceMode;
   nodeportHop: 'via-service' | 'direct';
   idleTimeoutMs: number;
+  /** portOffset is --port-offset: what servedPort adds to ports below 1024. */
+  portOffset?: number;
 }
 
 // One Upstream per endpoint object: a Service whose state did not change keeps its endpoint objects, and so its
 // upstreams, so a sync does not make new ones and the forwarders' per-upstream caches stay warm.
 const upstreams = new WeakMap<EndpointState, Upstream>();
 
-function toUpstream(ep: EndpointState): Upstream {
+/** toUpstream: a stand-in pod listens at its served port; your own process is reached where its EndpointSlice says. */
+function toUpstream(ep: EndpointState, offset: number): Upstream {
   let up = upstreams.get(ep);
   if (!up) {
-    up = { host: ep.ip, port: ep.port, address: `${ep.ip}:${ep.port}`, internal: false, podName: ep.podName, node: ep.node };
+    const port = ep.podKey ? servedPort(ep.port, offset) : ep.port;
+    up = { host: ep.ip, port, address: `${ep.ip}:${port}`, internal: false, podName: ep.podName, node: ep.node };
     upstreams.set(ep, up);
   }
   return up;
@@ -25,9 +29,10 @@ export function listenersFor(svc: ServiceState, nodes: NodeState[], options: Lis
   const out: ListenerState[] = [];
   if (svc.type === 'ExternalName' || svc.headless) return out;
   const hostNode = nodes[0]!.name;
+  const offset = options.portOffset ?? 0;
   for (const sp of svc.ports) {
     const portName = sp.name || String(sp.port);
-    const ready = sp.endpoints.filter((e) => e.ready).map(toUpstream);
+    const ready = sp.endpoints.filter((e) => e.ready).map((e) => toUpstream(e, offset));
     const base = {
       servicePort: sp.key,
       serviceName: `${svc.key}:${portName}`,
@@ -40,7 +45,8 @@ export function listenersFor(svc: ServiceState, nodes: NodeState[], options: Lis
       hostNode,
       idleTimeoutMs: options.idleTimeoutMs,
     } satisfies Omit<Route, 'layer' | 'listen'>;
-    const add = (layer: Route['layer'], address: string, port: number, owner: string, field: string, route: Partial<Route>) => {
+    const add = (layer: Route['layer'], address: string, declared: number, owner: string, field: string, route: Partial<Route>) => {
+      const port = servedPort(declared, offset);
       out.push({
         key: listenerKey(address, port, sp.protocol),
         address,
@@ -66,9 +72,9 @@ export function listenersFor(svc: ServiceState, nodes: NodeState[], options: Lis
       const local = new Set<string>();
       for (const sp of svc.ports) for (const e of sp.endpoints) if (e.ready && e.node === node.name) local.add(e.ip);
       out.push({
-        key: listenerKey(node.address, svc.healthCheckNodePort, 'TCP'),
+        key: listenerKey(node.address, servedPort(svc.healthCheckNodePort, offset), 'TCP'),
         address: node.address,
-        port: svc.healthCheckNodePort,
+        port: servedPort(svc.healthCheckNodePort, offset),
         protocol: 'TCP',
         owner: `Service ${svc.key} on ${node.name}`,
         field: 'spec.healthCheckNodePort',
@@ -86,10 +92,11 @@ export function listenersFor(svc: ServiceState, nodes: NodeState[], options: Lis
 /** nodeRoute: a nodePort forwards to the Service's port (via-service, the seed's picture) or straight to a pod (direct). */
 function nodeRoute(svc: ServiceState, sp: ServicePortState, node: NodeState, ready: Upstream[], options: ListenerOptions): Partial<Route> {
   const viaService = options.nodeportHop === 'via-service' && svc.clusterIP !== undefined;
+  const port = servedPort(sp.port, options.portOffset ?? 0);
   return {
     node: node.name,
     externalLocal: svc.externalTrafficPolicy === 'Local',
     hasLocalEndpoint: ready.some((e) => e.node === node.name),
-    serviceHop: viaService ? { host: svc.clusterIP!, port: sp.port, address: `${svc.clusterIP}:${sp.port}`, internal: true } : undefined,
+    serviceHop: viaService ? { host: svc.clusterIP!, port, address: `${svc.clusterIP}:${port}`, internal: true } : undefined,
   };
 }

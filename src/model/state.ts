@@ -147,6 +147,8 @@ export interface DesiredState {
   listeners: ListenerState[];
   warnings: string[];
   notes: string[];
+  /** portOffset is --port-offset: ports below 1024 are served at port + portOffset (0: as declared). */
+  portOffset: number;
 }
 
 /** PodOverride is what a user changed at run time: `pod kill` (running false), `pod ready|unready`, or a probe passing. */
@@ -162,6 +164,14 @@ export type Overrides = ReadonlyMap<string, PodOverride>;
 /** servicePortKey is the stable map key, as kube-proxy's ServicePortName: ns/name:port/PROTO. */
 export function servicePortKey(svc: { namespace: string; name: string }, p: { name: string; port: number; protocol: string }): string {
   return `${svc.namespace}/${svc.name}:${p.name || p.port}/${p.protocol}`;
+}
+
+/**
+ * servedPort is where a declared port is served: with --port-offset N, a port below 1024 (which needs root to bind)
+ * is served at port + N, so `port: 80` answers on 8080 with --port-offset 8000. Other ports are served as declared.
+ */
+export function servedPort(port: number, offset: number): number {
+  return offset > 0 && port < 1024 ? port + offset : port;
 }
 
 export function listenerKey(address: string, port: number, protocol: string): string {

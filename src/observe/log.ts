@@ -132,14 +132,18 @@ export function jsonLine(flow: Flow, time = isoNow()): string {
 
 const color = (on: boolean) => (code: number, s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
 
-/** formatText prints a record as one readable line: route, pod, status, bytes and each hop's connect/total time. */
+/** TEXT_LEGEND explains the numbers of a text line once, above the first one. */
+export const TEXT_LEGEND =
+  'traffic log: one line per L4 connection, L7 request or UDP session: the route, the pod, ↑bytes from the client ↓bytes to it, and per hop the time to connect to the next hop and the total time';
+
+/** formatText prints a record as one readable line: route, pod, status, bytes and each hop's connect and total time. */
 export function formatText(r: FlowRecord, useColor: boolean): string {
   const c = color(useColor);
   const ms = (n: number | undefined) => (n === undefined ? '-' : n < 1 ? `${(n * 1000).toFixed(0)}µs` : `${n.toFixed(1)}ms`);
   const path = r.hops.map((h) => `${h.layer} ${h.listen}`).join(' → ');
   const pod = r.pod ? `pod ${r.pod} ${r.route.pod}` : r.route.pod ? `endpoint ${r.route.pod}` : c(31, 'no endpoint');
-  const what = r.kind === 'request' ? `${r.method ?? ''} ${r.path ?? ''} ${statusColor(c, r.status)}` : `${r.protocol}`;
-  const hops = r.hops.map((h) => `${h.layer} ${ms(h.connectMs)}/${ms(h.durationMs)}`).join(' ');
+  const what = r.kind === 'request' ? `${r.method ?? ''} ${r.path ?? ''} ${statusColor(c, r.status)}` : r.kind === 'session' ? 'datagrams' : r.kind;
+  const hops = r.hops.map((h) => `${h.layer}: ${h.connectMs === undefined ? '' : `connect ${ms(h.connectMs)} `}total ${ms(h.durationMs)}`).join(' · ');
   const err = r.error ? ` ${c(31, r.error)}` : '';
   return `${c(2, r.time.slice(11, 23))} ${c(1, r.servicePort)} ${what} ${r.client} → ${path} → ${pod}  ↑${r.bytesIn}B ↓${r.bytesOut}B  ${c(2, hops)}${err}`;
 }
@@ -167,6 +171,7 @@ export class TrafficLog {
   /** times[i] is when pending[i] was written (ms since the epoch), for its line's timestamp. */
   private readonly times: number[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private legendShown = false;
 
   constructor(
     private readonly format: LogFormat,
@@ -185,6 +190,10 @@ export class TrafficLog {
   /** write takes a finished line (jsonLine) or a record to format now, as JSON or text. */
   write(entry: FlowRecord | string): void {
     if (this.format === 'none') return;
+    if (this.format === 'text' && !this.legendShown) {
+      this.legendShown = true;
+      this.queue(this.useColor ? `\x1b[2m${TEXT_LEGEND}\x1b[0m` : TEXT_LEGEND, 0);
+    }
     this.queue(typeof entry === 'string' ? entry : this.format === 'json' ? JSON.stringify(entry) : formatText(entry, this.useColor), 0);
   }
 

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import http from 'node:http';
 import type net from 'node:net';
-import type { PodState } from '../model/state.js';
+import { servedPort, type PodState } from '../model/state.js';
 import { bindUdp, listenOn, trackSockets } from '../net/sockets.js';
 import { writeBytes } from '../util/write-bytes.js';
 
@@ -28,7 +28,11 @@ export class StandinPod {
   readonly counters = new Map<string, PortCounters>();
   running = false;
 
-  constructor(public spec: PodState) {}
+  /** portOffset is --port-offset: a containerPort below 1024 is served at containerPort + portOffset. */
+  constructor(
+    public spec: PodState,
+    private readonly portOffset = 0,
+  ) {}
 
   /** start listens on every containerPort; on failure it closes what it opened and rethrows with `.port` set. */
   async start(): Promise<void> {
@@ -82,8 +86,9 @@ export class StandinPod {
     server.on('connection', () => counters.connections++);
     server.headersTimeout = 60_000;
     server.requestTimeout = 0;
-    await listenOn(server, this.spec.ip, port).catch((err) => {
-      (err as { port?: number }).port = port;
+    const served = servedPort(port, this.portOffset);
+    await listenOn(server, this.spec.ip, served).catch((err) => {
+      (err as { port?: number }).port = served;
       throw err;
     });
     this.servers.push({ server, sockets, port });
@@ -95,8 +100,9 @@ export class StandinPod {
       counters.datagrams++;
       sock.send(msg, rinfo.port, rinfo.address);
     });
-    await bindUdp(sock, this.spec.ip, port).catch((err) => {
-      (err as { port?: number }).port = port;
+    const served = servedPort(port, this.portOffset);
+    await bindUdp(sock, this.spec.ip, served).catch((err) => {
+      (err as { port?: number }).port = served;
       throw err;
     });
     this.udp.push({ socket: sock, port });

@@ -26,6 +26,8 @@ export interface ProxierOptions {
   /** checkClaimsEverySync is on when addresses can clash (--addresses shared); otherwise the first sync checks. */
   checkClaimsEverySync: boolean;
   shared: boolean;
+  /** portOffset is --port-offset, for the stand-in pods' listeners (listeners.ts applies it to the rest). */
+  portOffset?: number;
 }
 
 interface OpenListener {
@@ -148,7 +150,7 @@ export class Proxier {
   private async applyOne(op: SyncOp, summary: SyncSummary | undefined): Promise<void> {
     switch (op.op) {
       case 'start-pod': {
-        const pod = new StandinPod(op.pod);
+        const pod = new StandinPod(op.pod, this.options.portOffset);
         try {
           await pod.start();
         } catch (err) {
