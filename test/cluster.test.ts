@@ -229,12 +229,15 @@ spec:
     t.is(routes.code, 0, routes.stderr);
     t.regex(routes.stdout, /db\/pg {2}L4 {2}headless \(clusterIP: None\): no service listener; pods: 127\.148\.244\.1:5432, 127\.148\.244\.2:5432/);
     t.regex(routes.stdout, /search {2}ExternalName → search\.example\.com/);
-    t.regex(routes.stderr, /signalling port sctp\/SCTP is skipped/);
+    t.regex(routes.stderr, /signalling port sctp\/SCTP is skipped by the userspace proxy/);
+    t.regex(routes.stdout, /signalling\/sctp {2}SCTP {2}not served by the userspace proxy/);
     const run = await startPortlab(r, [m.file], ['--quiet']);
     try {
       const state = run.portlab.proxier.state!;
       t.is(state.services.find((s) => s.name === 'db')!.clusterIP, undefined);
-      t.deepEqual(state.services.find((s) => s.name === 'signalling')!.ports.map((p) => p.name), ['tcp']);
+      // The SCTP port is in the desired state (the kernel rules need it) but has no userspace listener.
+      t.deepEqual(state.services.find((s) => s.name === 'signalling')!.ports.map((p) => p.name), ['sctp', 'tcp']);
+      t.deepEqual([...new Set(state.listeners.filter((l) => l.serviceKey === 'default/signalling').map((l) => l.protocol))], ['TCP']);
       const pod = state.pods.find((p) => p.name.startsWith('db-'))!;
       t.truthy(await whoAnswers(pod.ip, 5432));
     } finally {

@@ -6,6 +6,7 @@ import { planFromFiles } from '../model/plan.js';
 import { Portlab } from '../runtime.js';
 import { hostsLines, routeLines, routesJson } from './routes-table.js';
 import { parseOptions, USAGE, type Options } from './options.js';
+import { rulesCommand, traceCommand } from './rules.js';
 import { watchManifests } from './watch.js';
 import { addHosts, removeHosts } from './hosts.js';
 import { describeFdLimit, raiseFdLimit } from './fd-limit.js';
@@ -26,6 +27,10 @@ async function main(argv: string[]): Promise<number> {
       return validate(options);
     case 'routes':
       return routes(options);
+    case 'rules':
+      return rulesCommand(options, out, err);
+    case 'trace':
+      return traceCommand(options, out);
     case 'bench': {
       const { runBench } = await import('../bench/run.js');
       return runBench(options);

@@ -6,7 +6,8 @@ import type { PlanOptions } from '../model/desired-state.js';
 import type { LogFormat } from '../observe/log.js';
 import type { ProxierOptions } from '../sync/proxier.js';
 
-export type Command = 'up' | 'routes' | 'validate' | 'bench' | 'pod' | 'help' | 'version';
+export type Command = 'up' | 'routes' | 'validate' | 'rules' | 'trace' | 'bench' | 'pod' | 'help' | 'version';
+export type ProxyMode = 'userspace' | 'nftables' | 'iptables';
 
 /**
  * Options is every flag after parsing and checking (durations in milliseconds): the address plan's options, the
@@ -29,6 +30,11 @@ export interface Options extends PlanOptions, Omit<ProxierOptions, 'checkClaimsE
   /** restartDelayMs is `pod kill --restart-delay`: Infinity for never, undefined for portlab's default. */
   restartDelayMs?: number;
   bench: { quick: boolean; reps: number; json?: string; html?: string };
+  /** proxyMode is --proxy-mode; rules and trace need a kernel mode, up defaults to userspace. */
+  proxyMode?: ProxyMode;
+  /** nodeName is the node `rules` and `trace` write for (--node-name); the first node when not given. */
+  nodeName?: string;
+  trace?: { from: string; to: string; port: number; protocol: 'tcp' | 'udp' | 'sctp' };
 }
 
 const flags = {
@@ -64,6 +70,11 @@ const flags = {
   'write-hosts': { type: 'boolean', default: false },
   'hosts-file': { type: 'string', default: '/etc/hosts' },
   'restart-delay': { type: 'string' },
+  'proxy-mode': { type: 'string' },
+  'node-name': { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  protocol: { type: 'string', default: 'TCP' },
   quick: { type: 'boolean', default: false },
   reps: { type: 'string', default: '5' },
   json: { type: 'string' },
@@ -80,6 +91,10 @@ Usage:
   portlab routes -f ... [-o table|wide|json] [--hosts]
                                                print the translation table; opens nothing
   portlab validate -f ...                      check like the API server; exit 0 or 1
+  portlab rules -f ... --proxy-mode nftables|iptables [--node-name NAME]
+                                               print the rules kube-proxy would write on the node (no root)
+  portlab trace -f ... --proxy-mode nftables|iptables --from IP --to IP:PORT [--protocol TCP|UDP|SCTP] [-o json]
+                                               follow one packet through those rules
   portlab bench [--quick] [--reps N] [--json FILE] [--html FILE]
                                                hop-latency benchmark (loopback only)
   portlab pod kill|start|ready|unready NAME [--restart-delay DUR|never] [--admin ADDR:PORT]
@@ -122,6 +137,11 @@ Watching:
   --write-hosts            add cluster IP names to /etc/hosts while running (--hosts-file to change)
   --verbose                print start-up details (the open-file limit and the connection budget)
   --debug                  print stacks with errors
+
+Rules (portlab rules, portlab trace):
+  --proxy-mode nftables|iptables       which of kube-proxy's kernel modes to write
+  --node-name NAME         the node to write for (node-1); another name is a node at --node-address
+  --from IP --to IP:PORT   the packet trace follows; --protocol TCP|UDP|SCTP (TCP)
 
 Exit codes: 0 ok, 1 invalid manifest, 2 usage error, 3 a listener could not be opened.
 Durations take ms, s, m or h (e.g. 500ms, 30s, 2m, 1h); a bare number is seconds.`;
@@ -186,11 +206,11 @@ export function parseOptions(argv: string[]): Options {
   else if (v.version) command = 'version';
   else if (positionals.length > 0) {
     const first = positionals.shift()!;
-    if (!['up', 'routes', 'validate', 'bench', 'pod', 'help'].includes(first)) throw usage(`unknown command ${JSON.stringify(first)}: expected up, routes, validate, bench or pod`);
+    if (!['up', 'routes', 'validate', 'rules', 'trace', 'bench', 'pod', 'help'].includes(first)) throw usage(`unknown command ${JSON.stringify(first)}: expected up, routes, validate, rules, trace, bench or pod`);
     command = first as Command;
   }
   const files = v.file ?? [];
-  if ((command === 'up' || command === 'routes' || command === 'validate') && files.length === 0) {
+  if (['up', 'routes', 'validate', 'rules', 'trace'].includes(command) && files.length === 0) {
     throw usage(`${command} needs at least one -f FILE, DIR or - (stdin); try: portlab ${command} -f fixtures/my-service.yml`);
   }
   const range = /^(\d+)-(\d+)$/.exec(v['nodeport-range']);
@@ -237,5 +257,26 @@ export function parseOptions(argv: string[]): Options {
     positionals,
     restartDelayMs: v['restart-delay'] === undefined ? undefined : v['restart-delay'] === 'never' ? Number.POSITIVE_INFINITY : parseDuration('restart-delay', v['restart-delay']),
     bench: { quick: v.quick, reps: positiveInt('reps', v.reps, 1, 100), json: v.json, html: v.html },
+    proxyMode: proxyMode(command, v['proxy-mode']),
+    nodeName: v['node-name'],
+    trace: command === 'trace' ? traceOptions(v.from, v.to, v.protocol) : undefined,
   };
+}
+
+function proxyMode(command: Command, v: string | undefined): ProxyMode | undefined {
+  if (command === 'rules' || command === 'trace') {
+    if (v === undefined) throw usage(`${command} needs --proxy-mode nftables or --proxy-mode iptables: the kube-proxy mode whose rules to ${command === 'rules' ? 'print' : 'follow'}`);
+    return oneOf('proxy-mode', v, ['nftables', 'iptables'] as const);
+  }
+  return v === undefined ? undefined : oneOf('proxy-mode', v, ['userspace', 'nftables', 'iptables'] as const);
+}
+
+function traceOptions(from: string | undefined, to: string | undefined, protocol: string): Options['trace'] {
+  if (!from || !to) throw usage('trace needs --from IP and --to IP:PORT, e.g. --from 10.0.0.2 --to 127.10.0.1:8080');
+  ipv4('from', from);
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(to);
+  if (!m || Number(m[2]) > 65535 || Number(m[2]) < 1) throw usage(`--to ${JSON.stringify(to)}: expected IP:PORT such as 127.10.0.1:8080`);
+  ipv4('to', m[1]!);
+  const p = oneOf('protocol', protocol.toUpperCase(), ['TCP', 'UDP', 'SCTP'] as const);
+  return { from, to: m[1]!, port: Number(m[2]), protocol: p.toLowerCase() as 'tcp' | 'udp' | 'sctp' };
 }

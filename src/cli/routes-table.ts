@@ -1,5 +1,13 @@
 // routes-table.ts — the translation table people read: one line per port, then a command to try each layer.
 import { servedPort, type DesiredState, type ServicePortState, type ServiceState } from '../model/desired-state.js';
+import { iptPortProtoHash, nftServiceBase } from '../rules/names.js';
+
+/** kubeProxyChains names the chains kube-proxy gives a Service port: `portlab rules` prints them. */
+export function kubeProxyChains(svc: ServiceState, sp: ServicePortState): { nftables: string; iptables: string } {
+  const spn = { namespace: svc.namespace, service: svc.name, port: sp.name };
+  const protocol = sp.protocol.toLowerCase();
+  return { nftables: `service-${nftServiceBase(spn, protocol)}`, iptables: `KUBE-SVC-${iptPortProtoHash(spn, protocol)}` };
+}
 
 /** hostPort writes address:port as a URL or a log does: IPv6 in brackets. */
 export function hostPort(address: string, port: number): string {
@@ -62,8 +70,12 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       const port = servedPort(sp.port, offset);
       const target = eps.length === 0 ? 'no endpoints (connections are refused)' : eps.length === 1 ? eps[0]!.label : `${eps[0]!.label} (+${eps.length - 1} more)`;
       const label = `${name}/${sp.name || sp.port}`;
-      const mode = sp.mode === 'http' ? 'L7' : sp.mode === 'udp' ? 'UDP' : 'L4';
+      const mode = { http: 'L7', udp: 'UDP', tcp: 'L4', sctp: 'SCTP' }[sp.mode];
       const parts: string[] = [];
+      if (sp.mode === 'sctp') {
+        out.push(`${label}  ${mode}  not served by the userspace proxy (Node.js has no SCTP sockets); \`portlab rules\` shows its kernel rules`);
+        continue;
+      }
       if (svc.headless) {
         out.push(`${label}  ${mode}  headless (clusterIP: None): no service listener; pods: ${eps.map((e) => `${e.ip}:${e.port}`).join(', ') || 'none'}`);
         continue;
@@ -79,6 +91,8 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       out.push(`${label}  ${mode}  ${parts.join(' → ').replace(' → (direct) → ', ' ⇒ (direct) ')}`);
       if (opts.wide) {
         out.push(`    targetPort ${sp.targetPort}  affinity ${svc.sessionAffinity}  externalTrafficPolicy ${svc.externalTrafficPolicy}  internalTrafficPolicy ${svc.internalTrafficPolicy}`);
+        const chains = kubeProxyChains(svc, sp);
+        out.push(`    kube-proxy chains: ${chains.nftables} (nftables), ${chains.iptables} (iptables): \`portlab rules\``);
         for (const e of eps) {
           const why = e.podKey ? pods.get(e.podKey)?.notReady : undefined;
           out.push(`    endpoint ${e.ip}:${e.port}${e.podName ? `  pod ${e.podName}` : ''}${e.node ? `  ${e.node}` : ''}${e.ready ? '' : why ? `  (not ready ${why})` : '  (not ready)'}`);
@@ -124,6 +138,7 @@ export function routesJson(state: DesiredState, nodeportHop: string): unknown {
         node: sp.nodePort === undefined ? [] : state.nodes.map((n) => `${n.address}:${sp.nodePort}`),
         service: svc.clusterIP ? `${svc.clusterIP}:${sp.port}` : undefined,
         endpoints: sp.endpoints,
+        kubeProxyChains: kubeProxyChains(svc, sp),
       })),
     })),
     pods: state.pods,

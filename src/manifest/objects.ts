@@ -75,7 +75,8 @@ export interface EndpointSliceSpec {
   namespace: string;
   serviceName: string;
   ports: { name: string; port: number; protocol: Protocol }[];
-  endpoints: { address: string; ready: boolean; nodeName?: string }[];
+  /** endpoints carry the slice's conditions as kube-proxy reads them: ready and serving default to true, terminating to false. */
+  endpoints: { address: string; ready: boolean; serving: boolean; terminating: boolean; nodeName?: string }[];
   source: ManifestObject;
 }
 

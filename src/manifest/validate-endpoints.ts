@@ -38,7 +38,14 @@ export function validateEndpointSlice(obj: ManifestObject, report: Report): Endp
       if (addressType === 'IPv4' && !/^\d{1,3}(\.\d{1,3}){3}$/.test(a)) report(['endpoints', i, 'addresses', j], fieldError.invalid(`endpoints[${i}].addresses[${j}]`, a, 'must be a valid IPv4 address'));
     });
     const conditions = isPlainObject(e.conditions) ? e.conditions : {};
-    endpoints.push({ address: addresses[0] ?? '', ready: conditions.ready !== false, nodeName: typeof e.nodeName === 'string' ? e.nodeName : undefined });
+    // kube-proxy uses the first address, and reads a missing condition as ready and serving, and not terminating.
+    endpoints.push({
+      address: addresses[0] ?? '',
+      ready: conditions.ready !== false,
+      serving: conditions.serving !== false,
+      terminating: conditions.terminating === true,
+      nodeName: typeof e.nodeName === 'string' ? e.nodeName : undefined,
+    });
   });
   return { namespace: obj.namespace, serviceName, ports, endpoints, source: obj };
 }
@@ -56,7 +63,7 @@ export function validateEndpoints(obj: ManifestObject, report: Report): Endpoint
         for (const msg of msgs) report(path, fieldError.invalid(`subsets[${i}].${key}[${j}].ip`, ip, msg));
         // ValidateNonSpecialIP would refuse a loopback endpoint; portlab's endpoints are on loopback, so it is skipped.
         if (msgs.length === 0) for (const msg of nonSpecialIP(ip).filter((m) => !m.includes('loopback'))) report(path, fieldError.invalid(`subsets[${i}].${key}[${j}].ip`, ip, msg));
-        endpoints.push({ address: ip, ready, nodeName: typeof a.nodeName === 'string' ? a.nodeName : undefined });
+        endpoints.push({ address: ip, ready, serving: ready, terminating: false, nodeName: typeof a.nodeName === 'string' ? a.nodeName : undefined });
       });
     }
     return { namespace: obj.namespace, serviceName: obj.name, ports, endpoints, source: obj };

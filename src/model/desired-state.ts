@@ -43,6 +43,7 @@ export interface PlanOptions extends ListenerOptions {
 /** portMode picks L4 or L7 for a port: L7 for appProtocol http, or a port named http or http-*. */
 export function portMode(p: Pick<ServicePortSpec, 'protocol' | 'name' | 'appProtocol'>, mode: PlanOptions['mode']): ForwardMode {
   if (p.protocol === 'UDP') return 'udp';
+  if (p.protocol === 'SCTP') return 'sctp';
   if (mode === 'tcp') return 'tcp';
   if (mode === 'http') return 'http';
   const app = (p.appProtocol ?? '').toLowerCase();
@@ -113,6 +114,9 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions, pr
       headless: svc.headless,
       clusterIP: hasAddress ? (shared ? options.nodeAddress : clusterIPs.allocate(key)) : undefined,
       loadBalancerIP: svc.type === 'LoadBalancer' ? (shared ? options.nodeAddress : lbIPs.allocate(key)) : undefined,
+      loadBalancerIngressIPs: svc.type === 'LoadBalancer' ? svc.loadBalancerIngressIPs : [],
+      externalIPs: svc.externalIPs,
+      loadBalancerSourceRanges: svc.loadBalancerSourceRanges.map((r) => r.trim()),
       sessionAffinity: svc.sessionAffinity,
       affinityTimeoutSeconds: svc.affinityTimeoutSeconds,
       externalTrafficPolicy: svc.externalTrafficPolicy,
@@ -158,7 +162,6 @@ function addPorts(
   const selected = svc.selector ? podIndex.select(svc.namespace, svc.selector) : [];
   if (svc.selector && selected.length === 0) warnings.push(unmatchedSelector(svc, pods.filter((p) => p.namespace === svc.namespace)));
   for (const p of svc.ports) {
-    if (p.protocol === 'SCTP') continue;
     const key = servicePortKey(svc, p);
     state.ports.push({
       key,

@@ -14,7 +14,9 @@ export function podEndpoints(svc: ServiceSpec, p: ServicePortSpec, selected: Pod
     const port = typeof p.targetPort === 'number' ? p.targetPort : pod.ports.find((cp) => cp.name === p.targetPort && cp.protocol === p.protocol)?.containerPort;
     // The EndpointSlice controller marks an endpoint ready when the pod is, or when the Service publishes not-ready
     // addresses; a pod that is down has no address to publish.
-    if (port !== undefined) out.push({ ip: pod.ip, port, ready: pod.running && (pod.ready || svc.publishNotReadyAddresses), node: pod.node, podKey: pod.key, podName: pod.name });
+    if (port === undefined) continue;
+    const ready = pod.running && (pod.ready || svc.publishNotReadyAddresses);
+    out.push({ ip: pod.ip, port, ready, serving: ready, terminating: false, node: pod.node, podKey: pod.key, podName: pod.name });
   }
   if (typeof p.targetPort === 'string' && selected.length > 0 && out.length < selected.length) {
     const without = selected.filter((pod) => !out.some((e) => e.podKey === pod.key));
@@ -35,7 +37,7 @@ export function sliceEndpoints(p: ServicePortSpec, slices: EndpointSliceSpec[]):
   for (const slice of slices) {
     const match = slice.ports.find((sp) => sp.protocol === p.protocol && sp.name === p.name);
     if (!match) continue;
-    for (const e of slice.endpoints) out.push({ ip: e.address, port: match.port, ready: e.ready, node: e.nodeName });
+    for (const e of slice.endpoints) out.push({ ip: e.address, port: match.port, ready: e.ready, serving: e.serving, terminating: e.terminating, node: e.nodeName });
   }
   return out;
 }

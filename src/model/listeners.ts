@@ -31,6 +31,7 @@ export function listenersFor(svc: ServiceState, nodes: NodeState[], options: Lis
   const hostNode = nodes[0]!.name;
   const offset = options.portOffset ?? 0;
   for (const sp of svc.ports) {
+    if (sp.mode === 'sctp') continue; // Node.js has no SCTP sockets: only the kernel modes serve these
     const portName = sp.name || String(sp.port);
     const ready = sp.endpoints.filter((e) => e.ready).map((e) => toUpstream(e, offset));
     const base = {

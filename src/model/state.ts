@@ -2,7 +2,8 @@
 // data plane reads. Nothing here holds a socket or a closure.
 import type { ContainerPortSpec, Protocol, ServiceSpec } from '../manifest/objects.js';
 
-export type ForwardMode = 'tcp' | 'http' | 'udp';
+/** ForwardMode is how the userspace proxy forwards a port; 'sctp' ports have no userspace forwarder (kernel modes only). */
+export type ForwardMode = 'tcp' | 'http' | 'udp' | 'sctp';
 export type BalanceMode = 'random' | 'round-robin';
 export type Layer = 'node' | 'service' | 'loadbalancer' | 'pod';
 export type ListenerLayer = 'node' | 'service' | 'loadbalancer' | 'health';
@@ -37,7 +38,10 @@ export interface PodState {
 export interface EndpointState {
   ip: string;
   port: number;
+  /** ready, serving and terminating are the EndpointSlice conditions, as kube-proxy reads them. */
   ready: boolean;
+  serving: boolean;
+  terminating: boolean;
   node?: string;
   podKey?: string;
   podName?: string;
@@ -64,7 +68,12 @@ export interface ServiceState {
   type: ServiceSpec['type'];
   headless: boolean;
   clusterIP?: string;
+  /** loadBalancerIP is where the userspace proxy serves the LoadBalancer: portlab's own loopback address. */
   loadBalancerIP?: string;
+  /** loadBalancerIngressIPs are status.loadBalancer.ingress[].ip as written; the kernel rules use them when set. */
+  loadBalancerIngressIPs: string[];
+  externalIPs: string[];
+  loadBalancerSourceRanges: string[];
   sessionAffinity: ServiceSpec['sessionAffinity'];
   affinityTimeoutSeconds: number;
   externalTrafficPolicy: ServiceSpec['externalTrafficPolicy'];
