@@ -7,6 +7,7 @@ import { blocksOverlap, parseServiceCidrs } from './model/addresses.js';
 import { loadManifests, planState } from './model/plan.js';
 import type { DesiredState, PodOverride } from './model/desired-state.js';
 import { AdminServer } from './observe/admin.js';
+import { nodeFor, servicePortRules } from './rules/ruleset.js';
 import { SyncHealth } from './observe/health.js';
 import { TrafficLog } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
@@ -51,9 +52,12 @@ export class Portlab {
       {
         upstreamTimeoutMs: options.upstreamTimeoutMs,
         headersTimeoutMs: options.headersTimeoutMs,
+        bodyTimeoutMs: options.bodyTimeoutMs,
+        upstreamConnections: options.upstreamConnections,
         udpTimeoutMs: options.udpTimeoutMs,
         drainTimeoutMs: options.drainTimeoutMs,
         maxConnections: options.maxConnections,
+        budget: options.budget,
         seed: options.seed,
         portOffset: options.portOffset,
         shared,
@@ -79,6 +83,10 @@ export class Portlab {
           state: () => portlab.proxier.state,
           pod: (name, action, restartAfterMs) => portlab.pod(name, action, restartAfterMs),
           nodeportHop: options.nodeportHop,
+          rules: (key, mode) => {
+            const state = portlab.proxier.state;
+            return state && servicePortRules(state, nodeFor(state, options), key, mode);
+          },
         });
         try {
           await admin.listen(options.admin.host, options.admin.port);

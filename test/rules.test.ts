@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { nodeFor, ruleset } from '../src/cli/rules.js';
+import { nodeFor, ruleset } from '../src/rules/ruleset.js';
 import { parseOptions } from '../src/cli/options.js';
 import { planFromFiles } from '../src/model/plan.js';
 import { systemTool } from '../src/kernel/tools.js';

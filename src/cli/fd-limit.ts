@@ -34,10 +34,11 @@ export function raiseFdLimit(): FdLimit | undefined {
 }
 
 /** fdBudgetWarning says when --max-connections across every listener could exhaust the descriptors. */
-export function describeFdLimit(limit: FdLimit | undefined, listeners: number, maxConnections?: number): string {
+export function describeFdLimit(limit: FdLimit | undefined, listeners: number, maxConnections?: number, budget?: number): string {
   if (!limit) return 'fd limit: unknown on this system';
   const raised = limit.raisedFrom !== undefined ? ` (raised from ${limit.raisedFrom})` : limit.soft < limit.hard ? ' (could not be raised: install util-linux prlimit, or ulimit -n)' : '';
   // Each forwarded connection holds two descriptors per hop.
-  const budget = maxConnections ? ` · --max-connections ${maxConnections} × ${listeners} listeners × 2 fds = ${maxConnections * listeners * 2}${maxConnections * listeners * 2 > limit.soft ? ' exceeds the limit: lower --max-connections' : ''}` : '';
-  return `fd limit: ${limit.soft}${raised}${budget}`;
+  const perListener = maxConnections ? ` · --max-connections ${maxConnections} × ${listeners} listeners × 2 fds = ${maxConnections * listeners * 2}${maxConnections * listeners * 2 > limit.soft ? ' exceeds the limit: lower --max-connections' : ''}` : '';
+  const whole = budget === undefined ? '' : ` · at most ${budget} connections in all (3 fds each); beyond that, new ones are reset and counted`;
+  return `fd limit: ${limit.soft}${raised}${perListener}${whole}`;
 }

@@ -2,6 +2,7 @@
 // main.ts — the CLI, top to bottom: parse → load → start → print → wait for a signal → drain → exit.
 import { readFileSync } from 'node:fs';
 import { PortlabError, isPortlabError } from '../errors.js';
+import { CLIENT_HEADER } from '../observe/admin.js';
 import { planFromFiles } from '../model/plan.js';
 import { Portlab } from '../runtime.js';
 import { hostsLines, routeLines, routesJson } from './routes-table.js';
@@ -10,6 +11,7 @@ import { rulesCommand, traceCommand } from './rules.js';
 import { watchManifests } from './watch.js';
 import { addHosts, removeHosts } from './hosts.js';
 import { describeFdLimit, raiseFdLimit } from './fd-limit.js';
+import { ConnectionBudget } from '../net/budget.js';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const err = (line: string) => process.stderr.write(`${line}\n`);
@@ -76,7 +78,7 @@ async function podCommand(options: Options): Promise<number> {
   const url = `http://${options.admin.host}:${options.admin.port}/api/pods/${encodeURIComponent(name)}/${verb}${restart}`;
   let res;
   try {
-    res = await request(url, { method: 'POST' });
+    res = await request(url, { method: 'POST', headers: { [CLIENT_HEADER]: 'portlab-cli' } });
   } catch (e) {
     throw new PortlabError('PORTLAB_USAGE', `no portlab answers at ${options.admin.host}:${options.admin.port} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
       fix: 'Start `portlab up` first, or pass the --admin address it was started with.',
@@ -95,13 +97,15 @@ async function podCommand(options: Options): Promise<number> {
 
 async function up(options: Options): Promise<number> {
   const fdLimit = raiseFdLimit();
+  // Every listener together takes no more connections than the descriptor limit can hold.
+  if (fdLimit && Number.isFinite(fdLimit.soft)) options.budget = ConnectionBudget.fromFdLimit(fdLimit.soft);
   const { portlab, state, summary } = await Portlab.start(options);
   for (const note of state.notes) err(`note: ${note}`);
   for (const w of state.warnings) err(`warning: ${w}`);
   out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
   for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true })) out(line);
   if (portlab.admin && options.admin) out(`admin:   http://${options.admin.host}:${options.admin.port}/  (dashboard, /metrics, /healthz)`);
-  const fdLine = describeFdLimit(fdLimit, portlab.proxier.openListeners, options.maxConnections);
+  const fdLine = describeFdLimit(fdLimit, portlab.proxier.openListeners, options.maxConnections, options.budget?.limit);
   if (options.verbose || fdLine.includes('exceeds')) out(fdLine);
   let hostsWritten = false;
   if (options.writeHosts) {
@@ -146,6 +150,8 @@ async function up(options: Options): Promise<number> {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    // A closed terminal sends SIGHUP: drain and clean up as for SIGTERM, rather than die with the hosts block left in.
+    process.on('SIGHUP', () => stop('SIGHUP'));
   });
   out(`ready: forwarding. Ctrl-C drains and exits.`);
   return drained;
@@ -162,13 +168,13 @@ function printError(e: unknown, debug: boolean): void {
   if (debug && e instanceof Error && e.stack) err(e.stack);
 }
 
+// A command is over when main settles: exit then, even if a read of a pipe that never ended is still pending in the
+// thread pool (stdout and stderr are synchronous on Linux, so nothing printed is lost).
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (e: unknown) => {
     const debug = process.argv.includes('--debug');
     printError(e, debug);
-    process.exitCode = isPortlabError(e) ? e.exitCode : 1;
+    process.exit(isPortlabError(e) ? e.exitCode : 1);
   },
 );

@@ -30,6 +30,8 @@ export interface Options extends PlanOptions, Omit<ProxierOptions, 'checkClaimsE
   /** restartDelayMs is `pod kill --restart-delay`: Infinity for never, undefined for portlab's default. */
   restartDelayMs?: number;
   bench: { quick: boolean; reps: number; json?: string; html?: string };
+  /** readTimeoutMs: how long `-f -` or a pipe may stay silent before portlab gives up (--read-timeout). */
+  readTimeoutMs: number;
   /** proxyMode is --proxy-mode; rules and trace need a kernel mode, up defaults to userspace. */
   proxyMode?: ProxyMode;
   /** nodeName is the node `rules` and `trace` write for (--node-name); the first node when not given. */
@@ -54,6 +56,8 @@ const flags = {
   standins: { type: 'string', default: 'auto' },
   'upstream-timeout': { type: 'string', default: '30s' },
   'headers-timeout': { type: 'string', default: '60s' },
+  'body-timeout': { type: 'string', default: '300s' },
+  'upstream-connections': { type: 'string', default: '512' },
   'udp-timeout': { type: 'string', default: '30s' },
   'idle-timeout': { type: 'string', default: '0' },
   'drain-timeout': { type: 'string', default: '10s' },
@@ -71,6 +75,7 @@ const flags = {
   'hosts-file': { type: 'string', default: '/etc/hosts' },
   'restart-delay': { type: 'string' },
   'proxy-mode': { type: 'string' },
+  'read-timeout': { type: 'string', default: '30s' },
   'node-name': { type: 'string' },
   from: { type: 'string' },
   to: { type: 'string' },
@@ -122,8 +127,10 @@ Forwarding:
   --seed N                 make random balancing repeatable
   --standins auto|always|never        stand-in pods for selector Services: auto gives them only to manifests
                            with no workload at all (like the seed); always to every selector that matches none
-  --upstream-timeout DUR   L7: answer 504 when a pod has not answered (30s)
+  --upstream-timeout DUR   L7: answer 504 when a pod has not started its answer, waiting included (30s)
   --headers-timeout DUR    L7: answer 408 to a client that has not sent its headers (60s)
+  --body-timeout DUR       L7: answer 408 to a client that has not sent its whole request (300s)
+  --upstream-connections N L7: connections per upstream; as many requests may wait, more get 503 at once (512)
   --udp-timeout DUR        UDP session idle timeout (30s)
   --idle-timeout DUR       L4 idle timeout, 0 for none (0)
   --drain-timeout DUR      how long removed listeners and shutdown wait for open connections (10s)
@@ -134,6 +141,7 @@ Watching:
   --log-format text|json   one line per connection or request (text)
   -q, --quiet              no traffic log
   -w, --watch              reload when a manifest file changes
+  --read-timeout DUR       how long -f - or a pipe may stay silent before portlab gives up (30s)
   --write-hosts            add cluster IP names to /etc/hosts while running (--hosts-file to change)
   --verbose                print start-up details (the open-file limit and the connection budget)
   --debug                  print stacks with errors
@@ -239,6 +247,8 @@ export function parseOptions(argv: string[]): Options {
     standins: oneOf('standins', v.standins, ['auto', 'always', 'never'] as const),
     upstreamTimeoutMs: parseDuration('upstream-timeout', v['upstream-timeout']),
     headersTimeoutMs: parseDuration('headers-timeout', v['headers-timeout']),
+    bodyTimeoutMs: parseDuration('body-timeout', v['body-timeout']),
+    upstreamConnections: positiveInt('upstream-connections', v['upstream-connections'], 1, 65_535),
     udpTimeoutMs: parseDuration('udp-timeout', v['udp-timeout']),
     idleTimeoutMs: parseDuration('idle-timeout', v['idle-timeout']),
     drainTimeoutMs: parseDuration('drain-timeout', v['drain-timeout']),
@@ -258,6 +268,7 @@ export function parseOptions(argv: string[]): Options {
     restartDelayMs: v['restart-delay'] === undefined ? undefined : v['restart-delay'] === 'never' ? Number.POSITIVE_INFINITY : parseDuration('restart-delay', v['restart-delay']),
     bench: { quick: v.quick, reps: positiveInt('reps', v.reps, 1, 100), json: v.json, html: v.html },
     proxyMode: proxyMode(command, v['proxy-mode']),
+    readTimeoutMs: parseDuration('read-timeout', v['read-timeout']),
     nodeName: v['node-name'],
     trace: command === 'trace' ? traceOptions(v.from, v.to, v.protocol) : undefined,
   };

@@ -1,25 +1,9 @@
 // rules.ts — `portlab rules` and `portlab trace`: the same plan `up` runs, written as kube-proxy's kernel rules.
 import { planFromFiles } from '../model/plan.js';
-import type { DesiredState } from '../model/state.js';
-import { iptablesRestore } from '../rules/iptables.js';
-import { nftablesRuleset } from '../rules/nftables.js';
+import { nodeFor, ruleset } from '../rules/ruleset.js';
 import { traceIptables, traceNftables, type TraceResult } from '../rules/trace.js';
-import { proxyNode, proxyView, type ProxyNode } from '../rules/view.js';
+import type { ProxyNode } from '../rules/view.js';
 import type { Options } from './options.js';
-
-/** nodeFor is the node the rules are for: one of portlab's nodes by name, or a node of that name at --node-address. */
-export function nodeFor(state: DesiredState, options: Pick<Options, 'nodeName' | 'nodeAddress' | 'podCidr' | 'serviceCidr'>): ProxyNode {
-  const known = options.nodeName ? state.nodes.find((n) => n.name === options.nodeName) : state.nodes[0];
-  const name = options.nodeName ?? known!.name;
-  const ip = known?.address ?? options.nodeAddress;
-  return proxyNode(name, ip, options.podCidr, options.serviceCidr);
-}
-
-/** ruleset prints the rules of one kernel mode for the planned state. */
-export function ruleset(state: DesiredState, node: ProxyNode, mode: 'nftables' | 'iptables'): string {
-  const view = proxyView(state, node);
-  return mode === 'nftables' ? nftablesRuleset(view, node) : iptablesRestore(view, node);
-}
 
 export async function rulesCommand(options: Options, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   const state = await planFromFiles(options);

@@ -4,6 +4,8 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
 const DEBOUNCE_MS = 150;
+/** REWATCH_MS is how often a vanished directory is looked for again. */
+const REWATCH_MS = 250;
 
 /** watchManifests calls onChange after edits settle; edits during a reload coalesce into one more reload. */
 export function watchManifests(files: string[], onChange: () => Promise<void>): () => void {
@@ -31,20 +33,67 @@ export function watchManifests(files: string[], onChange: () => Promise<void>): 
     clearTimeout(timer);
     timer = setTimeout(() => void fire(), DEBOUNCE_MS);
   };
+  let stopped = false;
+  /**
+   * watchDir watches one directory. When the directory itself goes away (deleted, or replaced by a rename as some
+   * tools deploy), fs.watch stops for good: then it waits for a directory of that name to come back, watches it again,
+   * and reloads.
+   */
+  const watchDir = (dir: string, matches: (name: string) => boolean) => {
+    if (stopped) return;
+    let w: FSWatcher;
+    let inode: number | undefined;
+    void stat(dir).then((info) => (inode = info.ino), () => {});
+    try {
+      w = watch(dir, (_event, name) => {
+        if (matches(String(name))) schedule();
+      });
+    } catch {
+      return void setTimeout(() => watchDir(dir, matches), REWATCH_MS).unref();
+    }
+    watchers.push(w);
+    let gone = false;
+    const rewatch = () => {
+      if (gone) return;
+      gone = true;
+      w.close();
+      watchers.splice(watchers.indexOf(w), 1);
+      const retry = () => {
+        if (stopped) return;
+        void stat(dir).then(
+          (info) => {
+            if (!info.isDirectory()) return void setTimeout(retry, REWATCH_MS).unref();
+            watchDir(dir, matches);
+            schedule();
+          },
+          () => void setTimeout(retry, REWATCH_MS).unref(),
+        );
+      };
+      setTimeout(retry, REWATCH_MS).unref();
+    };
+    w.on('error', rewatch);
+    // A deleted or replaced directory reports a rename: check that the same directory is still there.
+    w.on('change', (event) => {
+      if (event !== 'rename') return;
+      void stat(dir).then(
+        (info) => {
+          if (inode !== undefined && info.ino !== inode) w.emit('error', new Error('replaced'));
+        },
+        () => w.emit('error', new Error('gone')),
+      );
+    });
+  };
   void (async () => {
     for (const f of files) {
       if (f === '-') continue;
       const isDir = (await stat(f).catch(() => undefined))?.isDirectory() ?? false;
       const dir = isDir ? f : path.dirname(f);
       const base = isDir ? undefined : path.basename(f);
-      const w = watch(dir, (_event, name) => {
-        if (base === undefined ? /\.(ya?ml|json)$/.test(String(name)) : String(name) === base) schedule();
-      });
-      w.on('error', () => {});
-      watchers.push(w);
+      watchDir(dir, (name) => (base === undefined ? /\.(ya?ml|json)$/.test(name) : name === base));
     }
   })();
   return () => {
+    stopped = true;
     clearTimeout(timer);
     for (const w of watchers) w.close();
   };

@@ -7,26 +7,37 @@ import type { Conntrack } from './flow.js';
 import type { Upstream } from './route.js';
 
 /** ProxyFailure is why a request could not be forwarded, mapped to the status portlab answers with. */
-export type ProxyFailure = { status: 502 | 504; code: string };
+export type ProxyFailure = { status: 502 | 503 | 504; code: string };
 
 /** ProxyHooks lets the caller see each stage of one proxied request without touching http-proxy. */
 export interface ProxyHooks {
   onUpstreamSocket?(connectedAt: number): void;
   onResponse?(status: number): void;
   onFailure(failure: ProxyFailure): void;
+  /** onCutShort: the pod's response ended before its whole body came (the client's connection is cut too). */
+  onCutShort?(): void;
 }
 
 export interface ProxyAdapterOptions {
-  /** upstreamTimeoutMs answers 504 when the upstream has not answered in time; 0 means never. */
+  /** upstreamTimeoutMs answers 504 when the upstream has not answered in time, queued time included; 0 means never. */
   upstreamTimeoutMs: number;
+  /** upstreamConnections caps connections per upstream; as many requests again may wait, and beyond that get 503. */
+  upstreamConnections?: number;
   conntrack: Conntrack;
 }
+
+/** UPSTREAM_CONNECTIONS is the default cap of connections to one upstream (and of requests waiting for one). */
+export const UPSTREAM_CONNECTIONS = 512;
 
 interface RequestContext {
   hooks: ProxyHooks;
   /** proxyReq lets a client abort reach the request to the pod. */
   proxyReq: http.ClientRequest | undefined;
+  /** proxyRes is the pod's answer once it came: an error after a complete answer (an early answer, then a close) is no failure. */
+  proxyRes: http.IncomingMessage | undefined;
   timedOut: boolean;
+  /** queuedAt is when the request began to wait for a pooled connection, if it had to. */
+  queuedAt?: number;
 }
 
 // Per-request state rides on the request under a symbol; a WeakMap here cost measurably more in GC per request.
@@ -52,15 +63,19 @@ function connectionNames(value: string | undefined): string[] | undefined {
   return value === undefined || value === 'keep-alive' || value === 'close' ? undefined : value.toLowerCase().split(',').map((h) => h.trim());
 }
 
+// A Connection header may not name these: they frame the request, or say where it goes (the class of CVE-2022-31813).
+const NEVER_HOP_BY_HOP = new Set(['close', 'keep-alive', 'host', 'content-length', 'transfer-encoding']);
+
 /**
  * dropRequestHopByHop: the client's `Connection: close` ends its own connection to portlab, not portlab's pooled
- * connection to the pod, and the headers it names stay here. Most requests carry none of these, and pay a lookup each.
+ * connection to the pod, and the headers it names stay here. The caller runs it before adding X-Forwarded-*, so a
+ * client cannot name portlab's own headers away. Most requests carry none of these, and pay a lookup each.
  */
-function dropRequestHopByHop(headers: http.IncomingHttpHeaders): void {
+export function dropRequestHopByHop(headers: http.IncomingHttpHeaders): void {
   const connection = headers.connection;
   if (connection !== undefined && connection !== 'keep-alive') {
     for (const name of connectionNames(connection) ?? []) {
-      if (name !== 'close' && name !== 'keep-alive' && name !== 'host') delete headers[name];
+      if (!NEVER_HOP_BY_HOP.has(name)) delete headers[name];
     }
     headers.connection = 'keep-alive'; // assigned, not deleted: the agent would write the same
   }
@@ -86,7 +101,8 @@ function endToEndHeaders(proxyRes: http.IncomingMessage): string[] {
 // The client's response a pod's response is relayed to, kept on the pod's response: the relay's listeners are shared
 // functions, not three closures made per response.
 const CLIENT = Symbol('portlab.client');
-type Relayed = http.IncomingMessage & { [CLIENT]: http.ServerResponse };
+const HOOKS = Symbol('portlab.hooks');
+type Relayed = http.IncomingMessage & { [CLIENT]: http.ServerResponse; [HOOKS]?: ProxyHooks };
 
 function onPodData(this: Relayed, chunk: Buffer): void {
   const res = this[CLIENT];
@@ -102,7 +118,9 @@ function onPodEnd(this: Relayed): void {
 
 /** onPodClose: an upstream that dies mid-body must not leave the client with a 200 and a hang: cut the client too. */
 function onPodClose(this: Relayed): void {
-  if (!this.complete) this[CLIENT].destroy();
+  if (this.complete) return;
+  this[HOOKS]?.onCutShort?.();
+  this[CLIENT].destroy();
 }
 
 /**
@@ -110,15 +128,19 @@ function onPodClose(this: Relayed): void {
  * backpressure. It stands in for http-proxy's outgoing passes and pipe() (its documented selfHandleResponse option),
  * which set each header with its own call and attach eight stream listeners to every response.
  */
-function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse): void {
+function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse, hooks: ProxyHooks | undefined): void {
   const relayed = proxyRes as Relayed;
   relayed[CLIENT] = res;
+  relayed[HOOKS] = hooks;
   proxyRes.on('close', onPodClose);
   if (res.headersSent || res.destroyed) {
     proxyRes.resume();
     return;
   }
   res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, endToEndHeaders(proxyRes));
+  // A streamed answer (no Content-Length: SSE, long-polls, chunked) may send its first byte much later: the client
+  // gets the headers now, as the pod sent them. A sized answer keeps headers and body in one write.
+  if (proxyRes.headers['content-length'] === undefined) res.flushHeaders();
   proxyRes.on('data', onPodData);
   proxyRes.on('end', onPodEnd);
 }
@@ -151,6 +173,19 @@ function clientPath(dest: Writable): http.IncomingMessage {
 const EMPTY_BODY = { pipe: <T extends Writable>(dest: T): T => (clientPath(dest), dest.end() as T) };
 const STREAMED_BODY = { pipe: <T extends Writable>(dest: T): T => clientPath(dest).pipe(dest) };
 
+/**
+ * forHttpProxy hands http-proxy the request's headers in reverse: it copies them into the pod's request last to first
+ * (util._extend walks backwards), so the pod gets them in the client's order. Order matters past Node's header cap:
+ * with 1,000 headers reversed, Host fell past it and the pod answered 400.
+ */
+function forHttpProxy(req: http.IncomingMessage): void {
+  const h = req.headers;
+  const keys = Object.keys(h);
+  const reversed: http.IncomingHttpHeaders = {};
+  for (let i = keys.length - 1; i >= 0; i--) reversed[keys[i]!] = h[keys[i]!];
+  req.headers = reversed;
+}
+
 /** hasBody: a request has a body only with Content-Length above 0 or Transfer-Encoding (RFC 9112 §6.3). */
 function hasBody(headers: http.IncomingHttpHeaders): boolean {
   const length = headers['content-length'];
@@ -170,12 +205,29 @@ const addRequest = (http.Agent.prototype as unknown as { addRequest: AddRequest 
  * `servername: ''` skips the TLS server name Node would otherwise work out from the Host header on every request.
  */
 class PoolAgent extends http.Agent {
-  constructor() {
+  constructor(maxSockets: number) {
     // The agent's own options are copied on every request too, so only keepAlive goes there; the pool's limits are
     // its documented properties. keepAliveMsecs stays at Node's 1000.
     super({ keepAlive: true });
-    this.maxSockets = 512;
-    this.maxFreeSockets = 256;
+    this.maxSockets = maxSockets;
+    this.maxFreeSockets = Math.min(256, maxSockets);
+  }
+
+  /** waiting is how many requests wait for a connection to host:port (the agent's documented `requests` queues). */
+  waiting(host: string, port: number): number {
+    return this.requests[this.getName({ host, port })]?.length ?? 0;
+  }
+
+  /** isWaiting: this request is still in the queue for a connection. */
+  isWaiting(req: http.ClientRequest, host: string, port: number): boolean {
+    return this.requests[this.getName({ host, port })]?.includes(req as never) ?? false;
+  }
+
+  /** giveUp takes a request out of the queue: a destroyed request would otherwise wait there for a connection. */
+  giveUp(req: http.ClientRequest, host: string, port: number): void {
+    const queue = this.requests[this.getName({ host, port })];
+    const i = queue?.indexOf(req as never) ?? -1;
+    if (i >= 0) queue!.splice(i, 1);
   }
 
   addRequest(req: http.ClientRequest, options: http.ClientRequestArgs): void {
@@ -188,10 +240,10 @@ class PoolAgent extends http.Agent {
 }
 
 /** keepAliveAgent pools upstream sockets; `internal` sockets are portlab's own node → service hop, tracked like conntrack. */
-function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
+function keepAliveAgent(conntrack: Conntrack | undefined, maxSockets: number): PoolAgent {
   // No agent `timeout`: it makes Node arm and re-arm a socket timer and listener on every request. Idle pooled sockets
   // end when the pod's own keep-alive timeout closes them, and at most maxFreeSockets wait per pod.
-  const agent = new PoolAgent();
+  const agent = new PoolAgent(maxSockets);
   const create = (options: net.NetConnectOpts): net.Socket => {
     const socket = net.createConnection(options);
     socket.setNoDelay(true);
@@ -200,6 +252,25 @@ function keepAliveAgent(conntrack: Conntrack | undefined): http.Agent {
   };
   (agent as unknown as { createConnection: typeof create }).createConnection = create;
   return agent;
+}
+
+/**
+ * closeAfterRefusedUpgrade: when the pod answers an upgrade with anything but 101, http-proxy relays the answer and
+ * half-closes the client's socket, which stays open (and holds a descriptor) until the client closes it. A client
+ * waiting for WebSocket frames never does, so the socket is closed once the answer has gone out.
+ */
+function closeAfterRefusedUpgrade(proxyReq: http.ClientRequest, socket: net.Socket): void {
+  proxyReq.once('response', (res: http.IncomingMessage) => {
+    if (res.statusCode === 101) return;
+    socket.once('finish', () => socket.destroy());
+  });
+}
+
+/** stopUpload ends the pod's request without the rest of the client's body, which Node then reads and drops. */
+function stopUpload(req: http.IncomingMessage, pod: http.ClientRequest | undefined): void {
+  req.unpipe();
+  if (pod && !pod.destroyed) pod.destroy();
+  req.resume();
 }
 
 /** UpstreamProxies are the http-proxy servers for one upstream address (see ProxyAdapter.proxies). */
@@ -211,20 +282,23 @@ interface UpstreamProxies {
 
 /** ProxyAdapter forwards requests and upgrades to an address:port, and always answers or closes the client. */
 export class ProxyAdapter {
-  private readonly internalAgent: http.Agent;
-  private readonly podAgent: http.Agent;
+  private readonly internalAgent: PoolAgent;
+  private readonly podAgent: PoolAgent;
+  private readonly maxWaiting: number;
   /**
    * http-proxy servers per upstream address, made on first use: target, agent and body source are set once, so no
    * per-request options object is merged and parsed (http-proxy's per-call options cost as much as the rest).
    * `bodiless` and `streamed` carry requests without and with a body; their body sources set the pod's request-target,
    * so http-proxy is told not to build one (url.parse and its path join cost more than the rest of its set-up).
-   * `joined` keeps http-proxy's own path for the two cases whose request line is written before a body source runs:
-   * WebSocket upgrades and `Expect: 100-continue`.
+   * `joined` keeps http-proxy's own path for WebSocket upgrades, whose request line is written before a body source
+   * runs.
    */
   private readonly proxies = new Map<string, UpstreamProxies>();
   constructor(private readonly options: ProxyAdapterOptions) {
-    this.internalAgent = keepAliveAgent(options.conntrack);
-    this.podAgent = keepAliveAgent(undefined);
+    const cap = options.upstreamConnections ?? UPSTREAM_CONNECTIONS;
+    this.internalAgent = keepAliveAgent(options.conntrack, cap);
+    this.podAgent = keepAliveAgent(undefined, cap);
+    this.maxWaiting = cap;
   }
 
   /** proxiesFor is keyed by the upstream's address, a string made once per endpoint, so its hash is already known. */
@@ -259,6 +333,7 @@ export class ProxyAdapter {
     });
     proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
     proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req, res));
+    proxy.on('proxyReqWs', (proxyReq: http.ClientRequest, _req: http.IncomingMessage, socket: net.Socket) => closeAfterRefusedUpgrade(proxyReq, socket));
     // Without an 'error' listener http-proxy takes the process down. Every error ends in the request's onFailure.
     proxy.on('error', (err: NodeJS.ErrnoException, req, resOrSocket) => this.onError(err, req, resOrSocket));
     return proxy;
@@ -269,7 +344,8 @@ export class ProxyAdapter {
     const ctx = contexts.get(req);
     if (!ctx) return;
     if (this.options.upstreamTimeoutMs > 0) {
-      proxyReq.setTimeout(this.options.upstreamTimeoutMs, () => {
+      const left = ctx.queuedAt === undefined ? this.options.upstreamTimeoutMs : Math.max(1, this.options.upstreamTimeoutMs - (performance.now() - ctx.queuedAt));
+      proxyReq.setTimeout(left, () => {
         ctx.timedOut = true;
         proxyReq.destroy();
       });
@@ -282,8 +358,20 @@ export class ProxyAdapter {
 
   private onProxyRes(proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse): void {
     const ctx = contexts.get(req);
-    ctx?.hooks.onResponse?.(proxyRes.statusCode ?? 0);
-    relayResponse(proxyRes, res);
+    if (ctx) {
+      ctx.proxyRes = proxyRes;
+      ctx.hooks.onResponse?.(proxyRes.statusCode ?? 0);
+      // --upstream-timeout is the time to the pod's answer: a stream or a long-poll body may pause for as long as it likes.
+      ctx.proxyReq?.setTimeout(0);
+    }
+    relayResponse(proxyRes, res, ctx?.hooks);
+    // An answer before the whole request body (413, 501, a redirect): the pod is done with the upload, so stop sending
+    // it at once (a write could meet the pod's close before its answer is read), and let Node drop the rest.
+    if (!req.complete) {
+      req.unpipe();
+      req.resume();
+      proxyRes.once('end', () => stopUpload(req, ctx?.proxyReq));
+    }
   }
 
   private onError(err: NodeJS.ErrnoException, req: http.IncomingMessage, resOrSocket: http.ServerResponse | net.Socket): void {
@@ -300,27 +388,68 @@ export class ProxyAdapter {
       else resOrSocket.destroy();
       return;
     }
+    // The pod answered in full and then closed while the client was still uploading: the answer stands.
+    if (ctx.proxyRes?.complete) {
+      stopUpload(req, ctx.proxyReq);
+      return;
+    }
     ctx.hooks.onFailure(ctx.timedOut ? { status: 504, code: 'ETIMEDOUT' } : { status: 502, code: err.code ?? 'EPROTO' });
   }
 
   /** web forwards one request. Every failure ends in hooks.onFailure, before or instead of a response. */
   web(req: http.IncomingMessage, res: http.ServerResponse, up: Upstream, hooks: ProxyHooks): void {
-    contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
-    dropRequestHopByHop(req.headers);
-    const headers = req.headers;
-    // Node writes the request line of a request with an Expect header when it is created, before any body source runs.
-    const expects = headers.expect !== undefined;
-    const proxy = expects ? this.joinedFor(up) : hasBody(headers) ? this.proxiesFor(up).streamed : this.proxiesFor(up).bodiless;
-    building = req;
-    try {
-      proxy.web(req, res);
-    } finally {
-      building = undefined;
+    const agent = up.internal ? this.internalAgent : this.podAgent;
+    // A full pool with a full queue answers at once, as Envoy's circuit breakers do: never a hang behind slow clients.
+    if (agent.waiting(up.host, up.port) >= this.maxWaiting) {
+      hooks.onFailure({ status: 503, code: 'UPSTREAM_BUSY' });
+      return;
     }
-    // http-proxy emits no 'proxyReq' for a request with Expect (its headers are already written), so the upstream
-    // timeout and the connect timing are hooked to the pod's request that the body source was given.
-    const pod = expects ? contexts.get(req)?.proxyReq : undefined;
-    if (pod) pod.once('socket', () => this.onProxyReq(pod, req));
+    const ctx: RequestContext = { hooks, proxyReq: undefined, proxyRes: undefined, timedOut: false };
+    contexts.set(req, ctx);
+    const headers = req.headers;
+    if (headers.expect !== undefined) this.expecting(req, res, up);
+    else {
+      const proxy = hasBody(headers) ? this.proxiesFor(up).streamed : this.proxiesFor(up).bodiless;
+      forHttpProxy(req);
+      building = req;
+      try {
+        proxy.web(req, res);
+      } finally {
+        building = undefined;
+      }
+    }
+    // Time spent waiting for a pooled connection counts against --upstream-timeout.
+    const pod = ctx.proxyReq;
+    if (pod && this.options.upstreamTimeoutMs > 0 && agent.isWaiting(pod, up.host, up.port)) {
+      ctx.queuedAt = performance.now();
+      const timer = setTimeout(() => {
+        ctx.timedOut = true;
+        agent.giveUp(pod, up.host, up.port);
+        pod.destroy();
+        hooks.onFailure({ status: 504, code: 'ETIMEDOUT' });
+      }, this.options.upstreamTimeoutMs);
+      pod.once('socket', () => clearTimeout(timer));
+      pod.once('close', () => clearTimeout(timer));
+    }
+  }
+
+  /**
+   * expecting forwards a request with `Expect: 100-continue` and leaves the decision to the pod, as nginx does: the
+   * pod's 100 Continue is relayed so the client sends its body, or the pod's final answer goes out without it. Node
+   * writes such a request's line as soon as it is made, before any body source could set its path, so it is made here
+   * with the client's own request-target rather than through http-proxy.
+   */
+  private expecting(req: http.IncomingMessage, res: http.ServerResponse, up: Upstream): void {
+    const ctx = contexts.get(req)!;
+    const pod = http.request({ host: up.host, port: up.port, method: req.method, path: req.url, headers: req.headers, agent: up.internal ? this.internalAgent : this.podAgent, setHost: false });
+    ctx.proxyReq = pod;
+    pod.once('socket', () => this.onProxyReq(pod, req));
+    pod.on('continue', () => {
+      if (!res.headersSent && !res.destroyed) res.writeContinue();
+    });
+    pod.once('response', (proxyRes: http.IncomingMessage) => this.onProxyRes(proxyRes, req, res));
+    pod.on('error', (err: NodeJS.ErrnoException) => this.onError(err, req, res));
+    req.pipe(pod);
   }
 
   /**
@@ -335,7 +464,8 @@ export class ProxyAdapter {
 
   /** ws forwards a WebSocket upgrade. On failure the raw socket is closed: a socket has no writeHead. */
   ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, up: Upstream, hooks: ProxyHooks): void {
-    contexts.set(req, { hooks, proxyReq: undefined, timedOut: false });
+    contexts.set(req, { hooks, proxyReq: undefined, proxyRes: undefined, timedOut: false });
+    forHttpProxy(req);
     this.joinedFor(up).ws(req, socket, head);
   }
 

@@ -3,10 +3,11 @@ import http from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import { admit, type Admission } from '../net/budget.js';
 import { closeServer, listenOn, trackSockets } from '../net/sockets.js';
 import { choose, type Choices } from './choose.js';
 import { chosen, newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
-import type { ProxyAdapter, ProxyFailure, ProxyHooks } from './http-proxy-adapter.js';
+import { dropRequestHopByHop, type ProxyAdapter, type ProxyFailure, type ProxyHooks } from './http-proxy-adapter.js';
 import { DROP, type Forwarder, type ListenerObserver, type Route } from './route.js';
 
 /** FLOW_HEADER carries a flow id from portlab's node hop to its service hop. It is stripped before any pod sees it. */
@@ -15,7 +16,9 @@ export const FLOW_HEADER = 'x-portlab-flow';
 export interface HttpForwarderOptions {
   /** headersTimeoutMs: a client that has not sent its headers by then gets 408 (slowloris). */
   headersTimeoutMs: number;
-  maxConnections?: number;
+  /** bodyTimeoutMs: a client that has not sent its whole request by then gets 408 (a body dripped to hold a connection). */
+  bodyTimeoutMs: number;
+  admission?: Admission;
 }
 
 // Where the socket's byte counters stood when its previous request was counted.
@@ -58,13 +61,21 @@ export class HttpForwarder implements Forwarder {
     options: HttpForwarderOptions,
   ) {
     this.server = http.createServer(
-      { headersTimeout: options.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(100, options.headersTimeoutMs / 4)), noDelay: true },
+      { headersTimeout: options.headersTimeoutMs, requestTimeout: options.bodyTimeoutMs, keepAliveTimeout: 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(100, options.headersTimeoutMs / 4)), noDelay: true },
       (req, res) => this.onRequest(req, res),
     );
-    if (options.maxConnections) this.server.maxConnections = options.maxConnections;
-    (this.server as NodeJS.EventEmitter).on('drop', () => this.observer.dropped());
     this.sockets = trackSockets(this.server);
+    const admission = options.admission ?? {};
     this.server.on('connection', (socket: net.Socket) => {
+      // trackSockets has counted this one already.
+      const admitted = admit(admission, this.sockets.size - 1);
+      if (admitted !== 'ok') {
+        if (admitted === 'max_connections') this.observer.dropped();
+        else this.observer.overBudget();
+        socket.resetAndDestroy();
+        return;
+      }
+      if (admission.budget) socket.once('close', () => admission.budget!.give());
       this.observer.opened();
       socket.once('close', () => {
         const hop = { layer: this.route.layer, listen: this.route.listen, rxBytes: socket.bytesRead, txBytes: socket.bytesWritten };
@@ -72,7 +83,21 @@ export class HttpForwarder implements Forwarder {
       });
     });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    // Expect: 100-continue is the pod's call: Node would answer 100 itself unless someone listens for it.
+    this.server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    // A Service port is not a forward proxy: CONNECT gets a status, not a silent close.
+    this.server.on('connect', (req: http.IncomingMessage) => this.refuse(req.socket, 405, 'CONNECT is not forwarded', 'Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n'));
+  }
+
+  /** refuse answers a request that goes no further with a status line, counts and logs it, and closes the connection. */
+  private refuse(socket: net.Socket, status: number, why: string, headers = ''): void {
+    if (socket.writable && socket.bytesWritten === 0) socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${headers}Connection: close\r\nContent-Length: 0\r\n\r\n`);
+    else socket.destroy();
+    const flow = this.newFlow(socket);
+    flow.status = status;
+    flow.error = why;
+    this.observer.request?.(flow, { layer: this.route.layer, listen: this.route.listen, durationMs: 0 }, true);
   }
 
   /** onClientError answers as Node's default does (400, 431, 408) and counts it; nothing reaches a pod. */
@@ -80,11 +105,7 @@ export class HttpForwarder implements Forwarder {
     const s = socket as net.Socket;
     if (err.code !== 'ECONNRESET' && s.writable && s.bytesWritten === 0) {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 413 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      s.write(statusLine(status));
-      const flow = this.newFlow(s);
-      flow.status = status;
-      flow.error = err.code ?? 'bad request';
-      this.observer.request?.(flow, { layer: this.route.layer, listen: this.route.listen, durationMs: 0 }, true);
+      this.refuse(s, status, err.code ?? 'bad request');
     }
     s.destroy();
   }
@@ -140,6 +161,7 @@ export class HttpForwarder implements Forwarder {
       return; // say nothing, as a DROP rule does; the socket's own timeouts end it
     }
     chosen(flow, hop, up);
+    dropRequestHopByHop(req.headers);
     setForwardedHeaders(req, flow, outer, socket);
     if (up.internal) {
       this.conntrack.publish(flow);
@@ -245,12 +267,22 @@ class L7Request implements ProxyHooks {
     reply(res, failure.status, `${failure.status} ${http.STATUS_CODES[failure.status]}: ${route.serviceName} endpoint ${hop.upstream} ${why}\n`);
   }
 
+  onCutShort(): void {
+    this.flow.error ??= `upstream ${this.hop.upstream}: the response ended before its body did`;
+  }
+
   closed(): void {
     const { flow, hop, res } = this;
     this.proxy.cancel(this.req, res);
     hop.durationMs = performance.now() - this.started;
     if (this.outer) {
       countBytes(this.socket, flow);
+      // A client that closed (or half-closed: a FIN reads the same) before the whole answer went out did not get it,
+      // whatever the pod said: logged as nginx logs it, 499.
+      if (!res.writableFinished && flow.error === undefined) {
+        flow.error = 'client closed the connection before the whole answer was sent';
+        flow.status = 499;
+      }
       flow.status ??= res.statusCode;
       this.conntrack.unpublish(flow);
     }

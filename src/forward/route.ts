@@ -18,8 +18,10 @@ export interface ListenerObserver {
   rejected(flow: Flow, outer: boolean): void;
   /** droppedLocal counts a connection a Local traffic policy DROPs: the node has no local endpoint. */
   droppedLocal(): void;
-  /** dropped counts a connection refused at once because the listener is at its connection limit. */
+  /** dropped counts a connection refused at once because the listener is at its connection limit (--max-connections). */
   dropped(): void;
+  /** overBudget counts a connection refused because the process is at its descriptor budget. */
+  overBudget(): void;
   request?(flow: Flow, hop: HopTiming, outer: boolean): void;
 }
 

@@ -1,6 +1,7 @@
 // tcp.ts — the L4 forwarder: byte for byte, half-close, resets passed through, backpressure by pipe, noDelay both ways.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { admit, type Admission } from '../net/budget.js';
 import { closeServer, ignore, listenOn } from '../net/sockets.js';
 import { choose, type Choices } from './choose.js';
 import { chosen, newFlow, newHop, plainAddress, type Conntrack, type Flow, type HopTiming } from './flow.js';
@@ -44,12 +45,9 @@ export class TcpForwarder implements Forwarder {
     private readonly choices: Choices,
     private readonly conntrack: Conntrack,
     private readonly observer: ListenerObserver,
-    maxConnections?: number,
+    private readonly admission: Admission = {},
   ) {
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
-    if (maxConnections) this.server.maxConnections = maxConnections;
-    // Node closes a connection over maxConnections at once and emits 'drop' (not in @types/node 20).
-    (this.server as NodeJS.EventEmitter).on('drop', () => this.observer.dropped());
   }
 
   setRoute(route: Route): void {
@@ -65,6 +63,14 @@ export class TcpForwarder implements Forwarder {
     const observer = this.observer;
     const started = performance.now();
     client.on('error', ignore); // replaced below; a socket must never be without an error listener
+    const admitted = admit(this.admission, this.sockets.size);
+    if (admitted !== 'ok') {
+      if (admitted === 'max_connections') observer.dropped();
+      else observer.overBudget();
+      client.resetAndDestroy();
+      return;
+    }
+    if (this.admission.budget) client.once('close', () => this.admission.budget!.give());
     this.sockets.add(client);
     const inbound = this.conntrack.lookup(client.remoteAddress, client.remotePort);
     const outer = !inbound;

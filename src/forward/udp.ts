@@ -1,5 +1,6 @@
 // udp.ts — the UDP forwarder: one session per client address:port to one endpoint, ended after an idle timeout.
 import dgram from 'node:dgram';
+import type { ConnectionBudget } from '../net/budget.js';
 import { performance } from 'node:perf_hooks';
 import { bindUdp, ignore } from '../net/sockets.js';
 import { choose, type Choices } from './choose.js';
@@ -33,6 +34,7 @@ export class UdpForwarder implements Forwarder {
     private readonly conntrack: Conntrack,
     private readonly observer: ListenerObserver,
     private readonly idleTimeoutMs: number,
+    private readonly budget?: ConnectionBudget,
   ) {
     this.socket = dgram.createSocket({ type: 'udp4' });
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
@@ -71,6 +73,12 @@ export class UdpForwarder implements Forwarder {
       if (up === DROP) this.observer.droppedLocal();
       this.observer.rejected(flow, outer);
       return undefined; // UDP has no reset to send; kube-proxy answers ICMP unreachable, which Node cannot send
+    }
+    // A session holds a socket: past the descriptor budget the datagram is dropped and counted.
+    if (this.budget && !this.budget.take()) {
+      flow.error = 'refused: the process is at its descriptor budget';
+      this.observer.overBudget();
+      return undefined;
     }
     this.observer.opened();
     chosen(flow, hop, up);
@@ -126,6 +134,7 @@ export class UdpForwarder implements Forwarder {
     const s = this.sessions.get(key);
     if (!s) return;
     this.sessions.delete(key);
+    this.budget?.give();
     clearTimeout(s.timer);
     if (s.tracked) this.conntrack.untrackUdp(s.tracked, s.flow);
     s.hop.durationMs = performance.now() - s.started;

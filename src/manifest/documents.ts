@@ -52,12 +52,54 @@ export function parseDocuments(sources: Source[]): ParsedDocuments {
   return all;
 }
 
+/** MAX_DOCUMENT_BYTES is the API server's request body limit: an object larger than this could never be applied. */
+export const MAX_DOCUMENT_BYTES = 3 * 1024 * 1024;
+
+interface DocumentText {
+  text: string;
+  /** line is where the document starts in its file (1-based). */
+  line: number;
+}
+
+/** splitDocuments cuts a file at its `---` lines; a document's positions then come from parsing it alone. */
+function splitDocuments(text: string): DocumentText[] {
+  const out: DocumentText[] = [];
+  const marker = /^---(?=[ \t]|$)/gm;
+  let start = 0;
+  let line = 1;
+  let m: RegExpExecArray | null;
+  while ((m = marker.exec(text))) {
+    if (m.index > 0) {
+      out.push({ text: text.slice(start, m.index), line });
+      line += countLines(text, start, m.index);
+      start = m.index;
+    }
+  }
+  out.push({ text: text.slice(start), line });
+  // Comments before the first `---` are no document of their own.
+  const bare = (t: string) => t.replace(/#[^\n]*/g, '').trim() === '';
+  return out.length > 1 && bare(out[0]!.text) ? out.slice(1) : out;
+}
+
+function countLines(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = text.indexOf('\n', from); i !== -1 && i < to; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 /**
  * parseSource reads one file. The fast path is js-yaml (about ten times faster on large manifests); positions come
- * from the `yaml` package only when something asks for one (an error, a warning), parsed once per file. A file
- * js-yaml rejects is parsed with `yaml` at once, whose errors carry line and column.
+ * from the `yaml` package only when something asks for one (an error, a warning), parsed for that document alone. A
+ * file js-yaml rejects is parsed with `yaml` at once, whose errors carry line and column. A document larger than the
+ * API server accepts is refused before any parsing, and so is one whose aliases would expand it past reason.
  */
 function parseSource(source: Source): ParsedDocuments {
+  const documents = splitDocuments(source.text);
+  const tooLarge = documents.filter((d) => Buffer.byteLength(d.text) > MAX_DOCUMENT_BYTES);
+  if (tooLarge.length > 0) {
+    const problems = tooLarge.map((d) => ({ where: `${source.file}:${d.line}:1`, message: `Request entity too large: limit is ${MAX_DOCUMENT_BYTES} (this document is ${Buffer.byteLength(d.text)} bytes; the API server refuses any object this large)` }));
+    return { objects: [], problems, emptySources: [] };
+  }
   let values: unknown[] | undefined;
   try {
     values = jsyaml.loadAll(source.text) as unknown[];
@@ -65,25 +107,68 @@ function parseSource(source: Source): ParsedDocuments {
     values = undefined;
   }
   if (!values) return parseWithPositions(source);
-  let positioned: ((doc: number) => Locate) | undefined;
+  // js-yaml keeps an alias as a second reference to one object; walking it would expand it (a "billion laughs").
+  const bombs = values.flatMap((v, i) => (excessiveAliasing(v) ? [i] : []));
+  if (bombs.length > 0) {
+    const startLine = (i: number) => (documents.length === values!.length ? documents[i]!.line : 1);
+    return { objects: [], problems: bombs.map((i) => ({ where: `${source.file}:${startLine(i)}:1`, message: 'error converting YAML to JSON: yaml: document contains excessive aliasing' })), emptySources: [] };
+  }
   const locateIn =
     (doc: number): Locate =>
-    (path, key) => {
-      positioned ??= positionsOf(source);
-      return positioned(doc)(path, key);
-    };
+    (path, key) =>
+      positionsOf(source, documents.length === values!.length ? documents[doc] : undefined, doc)(path, key);
   return collect(source.file, values.map((value, i) => ({ value, locate: locateIn(i), empty: value === null || value === undefined })), []);
 }
 
-/** positionsOf parses a file with `yaml` for positions only, and returns a locator per document index. */
-function positionsOf(source: Source): (doc: number) => Locate {
+// positionsOf caches the last document parsed for positions: validation asks for many positions in one document.
+let lastPositions: { text: string; file: string; locate: Locate } | undefined;
+
+/**
+ * positionsOf parses one document with `yaml` for positions only. Given the document's own text, only it is parsed
+ * (an error in a 50 MB file costs the parse of its document); otherwise the file is, and the index picks it.
+ */
+function positionsOf(source: Source, document: DocumentText | undefined, index: number): Locate {
+  const text = document?.text ?? source.text;
+  if (lastPositions?.text === text && lastPositions.file === source.file) return lastPositions.locate;
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(source.text, { lineCounter });
+  const docs = parseAllDocuments(text, { lineCounter });
   const list = Array.isArray(docs) ? docs : [];
-  return (i) => {
-    const doc = list[i];
-    return doc ? locator(source.file, doc, lineCounter) : () => `${source.file}:1:1`;
-  };
+  const doc = document ? list.find((d) => d.contents !== null) ?? list[0] : list[index];
+  const locate = doc ? locator(source.file, doc, lineCounter, (document?.line ?? 1) - 1) : () => `${source.file}:${document?.line ?? 1}:1`;
+  lastPositions = { text, file: source.file, locate };
+  return locate;
+}
+
+/**
+ * excessiveAliasing is go-yaml's rule (sigs.k8s.io/yaml decodes with it): past 100 aliased nodes and 1,000 nodes in
+ * all, the share of nodes that come from alias expansion may not pass 99% (falling to 10% for very large documents).
+ * The walk stops as soon as the rule is broken, so an alias bomb costs a few thousand steps.
+ */
+export function excessiveAliasing(root: unknown): boolean {
+  const seen = new Set<object>();
+  let decoded = 0;
+  let aliased = 0;
+  const stack: [unknown, boolean][] = [[root, false]];
+  while (stack.length > 0) {
+    const [value, inAlias] = stack.pop()!;
+    decoded++;
+    if (inAlias) aliased++;
+    if (aliased > 100 && decoded > 1000 && aliased / decoded > allowedAliasRatio(decoded)) return true;
+    if (typeof value !== 'object' || value === null) continue;
+    const again = seen.has(value);
+    seen.add(value);
+    const children = Array.isArray(value) ? value : Object.values(value);
+    for (const child of children) stack.push([child, inAlias || again]);
+  }
+  return false;
+}
+
+function allowedAliasRatio(decoded: number): number {
+  const low = 400_000;
+  const high = 4_000_000;
+  if (decoded <= low) return 0.99;
+  if (decoded >= high) return 0.1;
+  return 0.99 - 0.89 * ((decoded - low) / (high - low));
 }
 
 /** parseWithPositions is the `yaml` path: every document with its positions, every syntax error with its own. */
@@ -101,7 +186,15 @@ function parseWithPositions(source: Source): ParsedDocuments {
       continue;
     }
     const empty = doc.contents === null || doc.contents === undefined;
-    entries.push({ value: empty ? null : (doc.toJS({ maxAliasCount: 100 }) as unknown), locate: locator(source.file, doc, lineCounter), empty });
+    let value: unknown = null;
+    try {
+      value = empty ? null : doc.toJS({ maxAliasCount: 100 });
+    } catch {
+      // `yaml` refuses alias expansion past its count, as go-yaml refuses excessive aliasing.
+      problems.push({ where: locator(source.file, doc, lineCounter)([]), message: 'error converting YAML to JSON: yaml: document contains excessive aliasing' });
+      continue;
+    }
+    entries.push({ value, locate: locator(source.file, doc, lineCounter), empty });
   }
   const result = collect(source.file, entries, problems);
   if (broken) result.emptySources.length = 0;
@@ -162,11 +255,11 @@ function toObject(file: string, value: unknown, base: FieldPath, locate: Locate)
 }
 
 /** locator finds the closest node that exists on a path, so a missing field points at its parent. */
-function locator(file: string, doc: Document, lineCounter: LineCounter): Locate {
+function locator(file: string, doc: Document, lineCounter: LineCounter, lineOffset = 0): Locate {
   const at = (node: unknown): string | undefined => {
     if (!node || typeof node !== 'object' || !('range' in node) || !node.range) return undefined;
     const pos = lineCounter.linePos((node as Node).range![0]);
-    return `${file}:${pos.line}:${pos.col}`;
+    return `${file}:${pos.line + lineOffset}:${pos.col}`;
   };
   return (path, key = false): string => {
     if (key && path.length > 0) {
@@ -179,7 +272,7 @@ function locator(file: string, doc: Document, lineCounter: LineCounter): Locate 
       const where = at(n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true));
       if (where) return where;
     }
-    return `${file}:1:1`;
+    return `${file}:${1 + lineOffset}:1`;
   };
 }
 

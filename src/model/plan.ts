@@ -7,11 +7,13 @@ import { buildDesiredState, type DesiredState, type Overrides, type PlanOptions 
 
 export interface PlanInput extends PlanOptions {
   files: string[];
+  /** readTimeoutMs is how long stdin or a pipe may stay silent (--read-timeout). */
+  readTimeoutMs?: number;
 }
 
 /** loadManifests reads and validates the manifests. It throws PORTLAB_MANIFEST_INVALID with every problem. */
 export async function loadManifests(input: PlanInput, readStdin?: () => Promise<string>): Promise<Manifests> {
-  const sources = await readSources(input.files, readStdin);
+  const sources = await readSources(input.files, readStdin, input.readTimeoutMs);
   const { manifests, problems } = parseManifests(sources, clusterConfig(input.serviceCidr, input.nodePortRange));
   if (!manifests) throw manifestError(problems);
   return manifests;

@@ -16,6 +16,7 @@ export class ListenerStats {
   txBytes = 0;
   noEndpoints = 0;
   overLimit = 0;
+  overBudget = 0;
   droppedLocal = 0;
   readonly connectFailures = new Map<string, number>();
   readonly byClass = [0, 0, 0, 0, 0];
@@ -88,7 +89,7 @@ export class Metrics {
 
   readonly rejected = new client.Counter({
     name: 'portlab_downstream_cx_rejected_total',
-    help: 'Connections or requests refused or dropped, by reason (no_endpoints, max_connections, no_local_endpoint: a Local traffic policy on a node without a local endpoint).',
+    help: 'Connections or requests refused or dropped, by reason (no_endpoints, max_connections, fd_limit: the process is at its descriptor budget, no_local_endpoint: a Local traffic policy on a node without a local endpoint).',
     labelNames: ['service_port', 'layer', 'reason'] as const,
     registers: [this.registry],
     collect: () => {
@@ -96,6 +97,7 @@ export class Metrics {
       for (const s of this.stats.values()) {
         this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'no_endpoints' }, s.noEndpoints);
         this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'max_connections' }, s.overLimit);
+        if (s.overBudget > 0) this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'fd_limit' }, s.overBudget);
         if (s.droppedLocal > 0) this.rejected.inc({ service_port: s.servicePort, layer: s.layer, reason: 'no_local_endpoint' }, s.droppedLocal);
       }
     },
@@ -147,6 +149,21 @@ export class Metrics {
     help: 'Syncs or reloads that failed and kept the running config.',
     registers: [this.registry],
   });
+
+  /** feedDropped counts dashboard feed events dropped for clients that did not read them. */
+  feedDropped = 0;
+  readonly feedDroppedTotal = (() => {
+    const self = this;
+    return new client.Counter({
+      name: 'portlab_feed_dropped_events_total',
+      help: 'Dashboard feed events dropped because that client had not read the earlier ones.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(self.feedDropped);
+      },
+    });
+  })();
 
   readonly listeners = new client.Gauge({
     name: 'portlab_listeners',

@@ -51,6 +51,9 @@ export class Observers {
       dropped: () => {
         s.overLimit++;
       },
+      overBudget: () => {
+        s.overBudget++;
+      },
       droppedLocal: () => {
         s.droppedLocal++;
       },

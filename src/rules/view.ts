@@ -192,3 +192,12 @@ export function proxyNode(name: string, ip: string, podCidr: string, serviceCidr
   parseCidr(podCidr);
   return { name, ip, podCidr, serviceCidrs: [parseServiceCidrs(serviceCidr).v4.text], masqueradeMark: '0x4000' };
 }
+
+/** findServicePort is the view of one Service port by portlab's key (ns/name:port/PROTO). */
+export function findServicePort(state: DesiredState, node: ProxyNode, key: string): ServicePortInfo | undefined {
+  for (const svc of state.services) {
+    const sp = svc.ports.find((p) => p.key === key);
+    if (sp) return proxyView({ ...state, services: [{ ...svc, ports: [sp] }] }, node)[0];
+  }
+  return undefined;
+}

@@ -1,5 +1,6 @@
 // proxier.ts — sync(): diff the running table against the desired one, and apply the operations. The only code that
 // opens and closes listeners and stand-in pods.
+import type { ConnectionBudget } from '../net/budget.js';
 import { performance } from 'node:perf_hooks';
 import { newChoices, seededRandom, type Choices } from '../forward/choose.js';
 import { Conntrack } from '../forward/flow.js';
@@ -18,9 +19,15 @@ import { listenError } from './listen-errors.js';
 export interface ProxierOptions {
   upstreamTimeoutMs: number;
   headersTimeoutMs: number;
+  /** bodyTimeoutMs: L7 clients must send their whole request in this time (0: no limit). */
+  bodyTimeoutMs?: number;
+  /** upstreamConnections caps L7 connections per upstream; as many requests may wait, then 503. */
+  upstreamConnections?: number;
   udpTimeoutMs: number;
   drainTimeoutMs: number;
   maxConnections?: number;
+  /** budget bounds the connections of every listener together, by the descriptor limit. */
+  budget?: ConnectionBudget;
   /** seed makes random balancing repeatable; without it, choices use Math.random. */
   seed?: number;
   /** checkClaimsEverySync is on when addresses can clash (--addresses shared); otherwise the first sync checks. */
@@ -86,7 +93,7 @@ export class Proxier {
     private readonly options: ProxierOptions,
     private readonly observers: Observers,
   ) {
-    this.proxy = new ProxyAdapter({ upstreamTimeoutMs: options.upstreamTimeoutMs, conntrack: this.conntrack });
+    this.proxy = new ProxyAdapter({ upstreamTimeoutMs: options.upstreamTimeoutMs, upstreamConnections: options.upstreamConnections, conntrack: this.conntrack });
     this.random = options.seed === undefined ? Math.random : seededRandom(options.seed);
   }
 
@@ -221,11 +228,12 @@ export class Proxier {
     if (spec.layer === 'health') return new HealthCheckServer(spec.route) as Forwarder<never>;
     const observer = this.observers.forListener(spec.layer, spec.servicePort);
     const choices = this.choicesFor(spec.servicePort);
-    if (spec.mode === 'udp') return new UdpForwarder(spec.route, choices, this.conntrack, observer, this.options.udpTimeoutMs) as Forwarder<never>;
+    const admission = { maxConnections: this.options.maxConnections, budget: this.options.budget };
+    if (spec.mode === 'udp') return new UdpForwarder(spec.route, choices, this.conntrack, observer, this.options.udpTimeoutMs, this.options.budget) as Forwarder<never>;
     if (spec.mode === 'http') {
-      return new HttpForwarder(spec.route, choices, this.conntrack, this.proxy, observer, { headersTimeoutMs: this.options.headersTimeoutMs, maxConnections: this.options.maxConnections }) as Forwarder<never>;
+      return new HttpForwarder(spec.route, choices, this.conntrack, this.proxy, observer, { headersTimeoutMs: this.options.headersTimeoutMs, bodyTimeoutMs: this.options.bodyTimeoutMs ?? 0, admission }) as Forwarder<never>;
     }
-    return new TcpForwarder(spec.route, choices, this.conntrack, observer, this.options.maxConnections) as Forwarder<never>;
+    return new TcpForwarder(spec.route, choices, this.conntrack, observer, admission) as Forwarder<never>;
   }
 
   private countListeners(): void {
@@ -247,7 +255,11 @@ export class Proxier {
     await this.syncing.catch(() => {});
     const all = [...this.listeners.values()];
     this.listeners.clear();
-    await Promise.all(all.map((l) => l.forwarder.close(drainMs)));
+    // Outer hops drain first: their requests still travel over portlab's own service hop, which keeps serving (and
+    // accepting) until they are done, so a keep-alive client of a nodePort gets its answer, not a 502.
+    const outer = all.filter((l) => l.spec.layer !== 'service');
+    await Promise.all(outer.map((l) => l.forwarder.close(drainMs)));
+    await Promise.all(all.filter((l) => l.spec.layer === 'service').map((l) => l.forwarder.close(drainMs)));
     const pods = [...this.pods.values()];
     this.pods.clear();
     await Promise.all(pods.map((p) => p.pod.stop()));
