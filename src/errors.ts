@@ -10,6 +10,8 @@ export const ErrorCodes = {
   PORTLAB_LISTEN_ADDRESS_UNAVAILABLE: { exit: 3, fix: 'The address is not on this machine. On macOS only 127.0.0.1 works without aliases: use --addresses shared.' },
   PORTLAB_LISTEN_FAILED: { exit: 3, fix: 'See the system error above.' },
   PORTLAB_ADDRESS_CLASH: { exit: 3, fix: 'Two owners want the same address and port. Drop --addresses shared, or change one of the ports.' },
+  PORTLAB_KERNEL_UNAVAILABLE: { exit: 3, fix: 'Run as root, or inside a private network namespace (sudo unshare -n), with nft or iptables installed; or use --proxy-mode userspace.' },
+  PORTLAB_KERNEL_FAILED: { exit: 3, fix: 'See the rule tool\'s message above; the previous rules are still in place.' },
   PORTLAB_HOSTS_NOT_WRITABLE: { exit: 2, fix: 'Run as root to use --write-hosts, or print the lines with `portlab routes --hosts` and add them yourself.' },
 } as const;
 

@@ -14,6 +14,11 @@ import { Metrics } from './observe/metrics.js';
 import { Observers } from './observe/observer.js';
 import { Proxier, type SyncSummary } from './sync/proxier.js';
 import { listenError } from './sync/listen-errors.js';
+import { ConntrackWatcher } from './kernel/conntrack.js';
+import { IptablesPlane } from './kernel/iptables-plane.js';
+import { NftablesPlane } from './kernel/nftables-plane.js';
+import { MASQUERADE_MARK, preflight, type KernelPlane } from './kernel/plane.js';
+import type { ProxyNode } from './rules/view.js';
 
 export type RuntimeOptions = Omit<Options, 'command' | 'positionals' | 'bench' | 'output' | 'hosts' | 'rules' | 'trace'>;
 
@@ -32,6 +37,9 @@ export class Portlab {
   readonly observers: Observers;
   readonly proxier: Proxier;
   admin?: AdminServer;
+  /** kernel is the kernel data plane in --proxy-mode nftables|iptables; the proxier then runs pods and health checks only. */
+  kernel?: KernelPlane;
+  private conntrack?: ConntrackWatcher;
   private manifests?: Manifests;
   /** overrides are what users changed at run time, by pod key: inputs of every sync, like the manifests. */
   private readonly overrides = new Map<string, PodOverride>();
@@ -69,12 +77,20 @@ export class Portlab {
 
   /** start plans, syncs and opens the admin listener. On any failure nothing is left listening. */
   static async start(options: RuntimeOptions, log = new TrafficLog(options.logFormat)): Promise<{ portlab: Portlab; state: DesiredState; summary: SyncSummary }> {
+    const mode = options.proxyMode === 'nftables' || options.proxyMode === 'iptables' ? options.proxyMode : undefined;
+    // The kernel's tools and rights are checked before anything starts.
+    const tools = mode ? await preflight(mode) : undefined;
     const manifests = await loadManifests(options);
     const state = planState(manifests, options);
     const portlab = new Portlab(options, log);
+    if (mode && tools) {
+      portlab.kernel = mode === 'nftables' ? new NftablesPlane(tools.tool) : new IptablesPlane(tools.tool, tools.helper!);
+      if (tools.conntrack) portlab.conntrack = new ConntrackWatcher(tools.conntrack, portlab.observers);
+    }
     let summary: SyncSummary;
     try {
-      summary = await portlab.proxier.sync(state);
+      summary = await portlab.syncAll(state);
+      portlab.conntrack?.start();
       portlab.manifests = manifests;
       portlab.afterSync(summary);
       portlab.health.synced();
@@ -114,7 +130,7 @@ export class Portlab {
       try {
         const manifests = await loadManifests(this.options);
         const state = planState(manifests, this.options, this.proxier.state, this.overrides);
-        const summary = await this.proxier.sync(state);
+        const summary = await this.syncAll(state);
         this.manifests = manifests;
         this.afterSync(summary);
         this.health.synced();
@@ -135,9 +151,33 @@ export class Portlab {
   private async replan(): Promise<SyncSummary | undefined> {
     if (!this.manifests || this.closed) return undefined;
     const state = planState(this.manifests, this.options, this.proxier.state, this.overrides);
-    const summary = await this.proxier.sync(state);
+    const summary = await this.syncAll(state);
     this.afterSync(summary);
     this.observers.feed.emit('topology');
+    return summary;
+  }
+
+  /** kernelNode is the node the kernel rules are written for, with portlab's own masquerade mark. */
+  kernelNode(state: DesiredState): ProxyNode {
+    return { ...nodeFor(state, this.options), masqueradeMark: MASQUERADE_MARK };
+  }
+
+  /**
+   * syncAll syncs the proxier (pods, and in userspace mode the listeners), then the kernel's rules. When the kernel
+   * refuses the rules, the proxier goes back to the previous state, so pods and rules never disagree.
+   */
+  private async syncAll(state: DesiredState): Promise<SyncSummary> {
+    const previous = this.proxier.state;
+    const summary = await this.proxier.sync(state);
+    if (!this.kernel) return summary;
+    try {
+      const applied = await this.kernel.apply(state, this.kernelNode(state));
+      summary.kernel = { mode: this.kernel.mode, ...applied };
+    } catch (err) {
+      if (previous) await this.proxier.sync(previous).catch(() => {});
+      throw err;
+    }
+    this.conntrack?.update(state);
     return summary;
   }
 
@@ -192,6 +232,9 @@ export class Portlab {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     await this.admin?.close();
+    this.conntrack?.stop();
+    // The kernel's rules go first: nothing may be translated to pods that are about to stop.
+    await this.kernel?.close();
     await this.proxier.close(drainMs);
     this.log.flush(); // the last lines of the drain are not lost
   }

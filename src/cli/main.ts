@@ -102,7 +102,10 @@ async function up(options: Options): Promise<number> {
   const { portlab, state, summary } = await Portlab.start(options);
   for (const note of state.notes) err(`note: ${note}`);
   for (const w of state.warnings) err(`warning: ${w}`);
-  out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
+  if (summary.kernel) {
+    const where = summary.kernel.mode === 'nftables' ? 'table ip portlab' : 'chains PORTLAB-* of the nat and filter tables';
+    out(`portlab: ${summary.podsStarted} stand-in pod(s) up; kernel: ${summary.kernel.mode} translates every Service address (kube-proxy's rules in ${where}, applied in ${summary.kernel.durationMs.toFixed(0)} ms); \`portlab rules --proxy-mode ${summary.kernel.mode}\` prints them`);
+  } else out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
   for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true })) out(line);
   if (portlab.admin && options.admin) out(`admin:   http://${options.admin.host}:${options.admin.port}/  (dashboard, /metrics, /healthz)`);
   const fdLine = describeFdLimit(fdLimit, portlab.proxier.openListeners, options.maxConnections, options.budget?.limit);

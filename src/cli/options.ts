@@ -121,6 +121,8 @@ Addresses (Linux: all of 127.0.0.0/8 is loopback):
                            (80 → 8080 with --port-offset 8000)
 
 Forwarding:
+  --proxy-mode userspace|nftables|iptables   who translates: portlab's own listeners (userspace, the default), or
+                           the kernel, with kube-proxy's rules in portlab's own table (needs root and nft/iptables)
   --nodeport-hop via-service|direct   nodePort → Service port → pod (default), or nodePort → pod as kube-proxy's DNAT
   --mode auto|tcp|http     auto: L7 for appProtocol http or port names http/http-*; tcp: L4 everywhere (auto)
   --balance random|round-robin        endpoint choice per connection (L4) or request (L7) (random)
@@ -268,6 +270,7 @@ export function parseOptions(argv: string[]): Options {
     restartDelayMs: v['restart-delay'] === undefined ? undefined : v['restart-delay'] === 'never' ? Number.POSITIVE_INFINITY : parseDuration('restart-delay', v['restart-delay']),
     bench: { quick: v.quick, reps: positiveInt('reps', v.reps, 1, 100), json: v.json, html: v.html },
     proxyMode: proxyMode(command, v['proxy-mode']),
+    kernelTranslates: command === 'up' && (v['proxy-mode'] === 'nftables' || v['proxy-mode'] === 'iptables'),
     readTimeoutMs: parseDuration('read-timeout', v['read-timeout']),
     nodeName: v['node-name'],
     trace: command === 'trace' ? traceOptions(v.from, v.to, v.protocol) : undefined,

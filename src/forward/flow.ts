@@ -24,7 +24,7 @@ export interface HopTiming {
 export interface Flow {
   id: number;
   servicePort: string;
-  protocol: 'TCP' | 'UDP';
+  protocol: 'TCP' | 'UDP' | 'SCTP';
   mode: 'tcp' | 'http' | 'udp';
   clientAddress: string;
   clientPort: number;

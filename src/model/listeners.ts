@@ -7,6 +7,8 @@ export interface ListenerOptions {
   idleTimeoutMs: number;
   /** portOffset is --port-offset: what servedPort adds to ports below 1024. */
   portOffset?: number;
+  /** kernelTranslates: the kernel translates Service addresses (--proxy-mode nftables|iptables); only health checks listen. */
+  kernelTranslates?: boolean;
 }
 
 // One Upstream per endpoint object: a Service whose state did not change keeps its endpoint objects, and so its
@@ -31,7 +33,7 @@ export function listenersFor(svc: ServiceState, nodes: NodeState[], options: Lis
   const hostNode = nodes[0]!.name;
   const offset = options.portOffset ?? 0;
   for (const sp of svc.ports) {
-    if (sp.mode === 'sctp') continue; // Node.js has no SCTP sockets: only the kernel modes serve these
+    if (sp.mode === 'sctp' || options.kernelTranslates) continue; // Node.js has no SCTP sockets; the kernel needs no listener
     const portName = sp.name || String(sp.port);
     const ready = sp.endpoints.filter((e) => e.ready).map((e) => toUpstream(e, offset));
     const base = {

@@ -12,6 +12,10 @@ export interface IptablesOptions {
   randomFully: boolean;
   /** nodePortAddresses limits nodePorts to these IPs; empty means every local address (kube-proxy's default). */
   nodePortAddresses: string[];
+  /** chainPrefix replaces "KUBE-": portlab's kernel mode writes chains of its own. */
+  chainPrefix?: string;
+  /** masqueradeTarget replaces MASQUERADE: an SNAT to the node where every hop is on lo. */
+  masqueradeTarget?: string;
 }
 
 export const IPTABLES_DEFAULTS: IptablesOptions = { localhostNodePorts: true, nfacct: true, randomFully: true, nodePortAddresses: [] };
@@ -88,7 +92,7 @@ export function iptablesRestore(view: ServicePortInfo[], node: ProxyNode, option
   const mark = node.masqueradeMark;
   b.natRules.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
   b.natRules.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
-  b.natRules.push(`-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${options.randomFully ? ' --random-fully' : ''}`);
+  b.natRules.push(`-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j ${options.masqueradeTarget ?? 'MASQUERADE'}${options.randomFully ? ' --random-fully' : ''}`);
   b.natRules.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
   const localhostNodePorts = options.localhostNodePorts && (options.nodePortAddresses.length === 0 || options.nodePortAddresses.some((a) => contains(a, '127.0.0.1')));
   if (localhostNodePorts) {
@@ -112,7 +116,8 @@ export function iptablesRestore(view: ServicePortInfo[], node: ProxyNode, option
   b.filterRules.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
 
   const header = jumpRules().map((j) => `# kube-proxy also ensures: iptables -t ${j.table} -I ${j.from} ${j.args.join(' ')}`);
-  return [...header, '*filter', ...b.filterChains, ...b.filterRules, 'COMMIT', '*nat', ...b.natChains, ...b.natRules, 'COMMIT', ''].join('\n');
+  const text = [...header, '*filter', ...b.filterChains, ...b.filterRules, 'COMMIT', '*nat', ...b.natChains, ...b.natRules, 'COMMIT', ''].join('\n');
+  return options.chainPrefix ? text.replace(/\bKUBE-/g, options.chainPrefix) : text;
 }
 
 function servicePort(b: Buffers, sp: ServicePortInfo, node: ProxyNode, options: IptablesOptions, localhostNodePorts: boolean, large: boolean): void {

@@ -6,12 +6,14 @@ import { planServicePort, type EndpointInfo, type ProxyNode, type ServicePortInf
 export interface NftablesOptions {
   /** table is kube-proxy's "kube-proxy"; portlab's kernel mode writes the same rules into its own "portlab". */
   table: string;
+  /** masquerade is the statement for marked packets: kube-proxy's, or an SNAT to the node where every hop is on lo. */
+  masquerade?: string;
 }
 
 const MASQ = 'mark-for-masquerade';
 
 /** nftablesBase is setupNFTables(): the table, its sets and maps, base chains, and the rules that never change. */
-function nftablesBase(t: string, node: ProxyNode): string[] {
+export function nftablesBase(t: string, node: ProxyNode, masquerade = 'masquerade fully-random'): string[] {
   return [
     `add table ${t} { comment "rules for kube-proxy" ; }`,
     '',
@@ -54,7 +56,7 @@ function nftablesBase(t: string, node: ProxyNode): string[] {
     `add rule ${t} ${MASQ} mark set mark or ${node.masqueradeMark}`,
     `add rule ${t} masquerading mark and ${node.masqueradeMark} == 0 return`,
     `add rule ${t} masquerading mark set mark xor ${node.masqueradeMark}`,
-    `add rule ${t} masquerading masquerade fully-random`,
+    `add rule ${t} masquerading ${masquerade}`,
     `add rule ${t} nat-output jump services`,
     `add rule ${t} nat-postrouting jump masquerading`,
     `add rule ${t} nat-prerouting jump services`,
@@ -173,7 +175,7 @@ function serviceToEndpoints(rule: (chain: string, text: string) => void, names: 
 /** nftablesRuleset is the whole transaction, in an order `nft -f` loads: base objects, then each Service port. */
 export function nftablesRuleset(view: ServicePortInfo[], node: ProxyNode, options: NftablesOptions = { table: 'kube-proxy' }): string {
   const t = `ip ${options.table}`;
-  const lines = nftablesBase(t, node);
+  const lines = nftablesBase(t, node, options.masquerade);
   // Ports of one Service share its cluster IP: the set holds it once, as kube-proxy's element storage does.
   const seen = new Set<string>();
   for (const sp of view) lines.push('', ...nftablesServicePort(t, sp, node).filter((l) => !l.startsWith('add element') || (!seen.has(l) && seen.add(l))));

@@ -57,6 +57,8 @@ export interface SyncSummary {
   /** startedPods are the keys of the pods this sync started, so their readiness delays can begin. */
   startedPods: PodState[];
   durationMs: number;
+  /** kernel is what the kernel data plane did after this sync, in --proxy-mode nftables|iptables. */
+  kernel?: { mode: string; durationMs: number; changed: number };
 }
 
 /** phase orders the operations: each phase runs in parallel, and the next starts when it is done. */
