@@ -1,5 +1,6 @@
 // runtime.ts — one running portlab: its inputs (manifests, run-time overrides), one queue of syncs, the admin
 // listener. The CLI and the tests both start it here.
+import { readFileSync } from 'node:fs';
 import { PortlabError } from './errors.js';
 import type { Options } from './cli/options.js';
 import type { Manifests } from './manifest/objects.js';
@@ -30,6 +31,15 @@ export const RESTART_DELAY_MS = 2000;
 
 export type PodAction = 'kill' | 'start' | 'ready' | 'unready';
 
+/** conntrackAccounting tells whether the kernel counts each connection's bytes, which conntrack then reports. */
+function conntrackAccounting(): boolean {
+  try {
+    return readFileSync('/proc/sys/net/netfilter/nf_conntrack_acct', 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
 /** Portlab is the process's one instance of everything that runs. */
 export class Portlab {
   readonly metrics = new Metrics();
@@ -40,6 +50,8 @@ export class Portlab {
   /** kernel is the kernel data plane in --proxy-mode nftables|iptables; the proxier then runs pods and health checks only. */
   kernel?: KernelPlane;
   private conntrack?: ConntrackWatcher;
+  /** kernelNotes say what a kernel mode cannot show here: flows without conntrack, bytes without its accounting. */
+  readonly kernelNotes: string[] = [];
   private manifests?: Manifests;
   /** overrides are what users changed at run time, by pod key: inputs of every sync, like the manifests. */
   private readonly overrides = new Map<string, PodOverride>();
@@ -85,7 +97,12 @@ export class Portlab {
     const portlab = new Portlab(options, log);
     if (mode && tools) {
       portlab.kernel = mode === 'nftables' ? new NftablesPlane(tools.tool) : new IptablesPlane(tools.tool, tools.helper!);
-      if (tools.conntrack) portlab.conntrack = new ConntrackWatcher(tools.conntrack, portlab.observers);
+      const kernel = portlab.kernel;
+      portlab.observers.metrics.kernelCounters = () => kernel.counters();
+      const accounting = conntrackAccounting();
+      if (tools.conntrack) portlab.conntrack = new ConntrackWatcher(tools.conntrack, portlab.observers, mode, accounting);
+      else portlab.kernelNotes.push('conntrack is not installed, so connections the kernel translates are not logged (apt-get install conntrack)');
+      if (tools.conntrack && !accounting) portlab.kernelNotes.push('connections the kernel translates are logged without byte counts: net.netfilter.nf_conntrack_acct is 0 in this network namespace (sysctl -w net.netfilter.nf_conntrack_acct=1 turns them on)');
     }
     let summary: SyncSummary;
     try {

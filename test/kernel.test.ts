@@ -6,6 +6,7 @@ import test from 'ava';
 import { NODE_FLAGS } from '../src/cli/node-flags.js';
 import { parseOptions } from '../src/cli/options.js';
 import { planFromFiles } from '../src/model/plan.js';
+import { jumpRules } from '../src/rules/iptables.js';
 import { getsScript, Netns, netnsSupport } from './helpers/netns.js';
 import { CLI, MY_APP, SEED, tempManifest, waitFor } from './helpers/portlab.js';
 
@@ -64,6 +65,14 @@ for (const mode of MODES) {
       let run = await ns.portlab(args);
       t.regex(run.output(), new RegExp(`kernel: ${mode}`));
       t.regex(await tablesLeft(ns, mode), mode === 'nftables' ? /table ip portlab/ : /PORTLAB-SERVICES/);
+      if (mode === 'iptables') {
+        // The jumps from the built-in chains stand in kube-proxy's order.
+        for (const [table, chain] of [['filter', 'INPUT'], ['filter', 'OUTPUT'], ['nat', 'OUTPUT']] as const) {
+          const listed = (await ns.run('iptables', ['-w', '-t', table, '-S', chain])).stdout;
+          const want = jumpRules().filter((j) => j.table === table && j.from === chain).map((j) => j.to.replace('KUBE-', 'PORTLAB-'));
+          t.deepEqual([...listed.matchAll(/-j (PORTLAB-\S+)/g)].map((m) => m[1]), want, `${table} ${chain}`);
+        }
+      }
       // The seed's layers, by the node and the Service address.
       const first = await ns.node<{ status: number; pod: string }[]>(getsScript([`http://127.0.0.1:30000/`, `http://${ip('my-service')}:8081/`]));
       t.deepEqual(first.map((r) => r.status), [200, 200]);
@@ -79,17 +88,36 @@ for (const mode of MODES) {
       t.is(empty[0]!.error, 'ECONNREFUSED');
       // The kernel's flows are logged and counted as the userspace ones are.
       await waitFor(() => run.output().includes(`"route":{"node":"127.0.0.1:30000","pod":"127.244.`), 'a kernel flow in the log', 10_000);
+      const flow = JSON.parse(run.output().split('\n').find((l) => l.includes(`"route":{"node":"127.0.0.1:30000","pod":"127.244.`))!) as { kernel: string; bytesIn: number; bytesOut: number; pod: string };
+      t.is(flow.kernel, mode);
+      t.true(flow.bytesIn > 0 && flow.bytesOut > 0, 'conntrack accounting (on in the test namespace) gives the bytes');
+      t.true(flow.pod.startsWith('my-app-'));
       const metrics = await ns.node<{ body: string }>(`const r = await fetch('http://127.0.0.1:10249/metrics'); process.stdout.write(JSON.stringify({ body: await r.text() }));`);
       t.regex(metrics.body, /portlab_downstream_cx_total\{service_port="default\/my-service:http\/TCP",layer="node"\} [1-9]/);
-      // A reload adds a port; a connection open on another port lives through it.
-      const held = ns.run(process.execPath, ['--input-type=module', '-e', HOLD_SCRIPT(ip('my-service'))], 'go\n', 20_000);
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      writeFileSync(dir.file, readFileSync(SEED, 'utf8').replace('  ports:\n', '  ports:\n    - name: extra\n      port: 8082\n      targetPort: 5000\n      nodePort: 30002\n'));
+      // The rules' own counters: connections dispatched to the Service at each layer, and the one refused.
+      const kernelMetric = (metric: string, labels: string) => new RegExp(`portlab_kernel_rule_${metric}_total\\{service_port="${labels.replace(/[/.]/g, '\\$&')}"\\} ([1-9]\\d*)`).exec(metrics.body)?.[1];
+      t.truthy(kernelMetric('packets', 'default/my-service:http/TCP",layer="node",verdict="dnat'), 'nodePort connections counted');
+      t.truthy(kernelMetric('packets', 'default/my-service:metrics/TCP",layer="service",verdict="dnat'), 'cluster IP connections counted');
+      t.truthy(kernelMetric('bytes', 'default/my-service:http/TCP",layer="node",verdict="dnat'));
+      t.is(kernelMetric('packets', 'default/empty:http/TCP",layer="service",verdict="reject'), '1', 'the refused connection counted once');
+      // A reload adds one port and removes another; a keep-alive connection open on a third lives through it.
+      const held = ns.spawn(process.execPath, ['--input-type=module', '-e', HOLD_SCRIPT(ip('my-service'))]);
+      const heldOut = collect(held);
+      await waitFor(() => heldOut.text.includes('asked'), 'the first request on the held connection', 15_000);
+      const withExtra = readFileSync(SEED, 'utf8').replace('  ports:\n', '  ports:\n    - name: extra\n      port: 8082\n      targetPort: 5000\n      nodePort: 30002\n');
+      writeFileSync(dir.file, withExtra);
       await waitFor(() => /reload: /.test(run.output()), 'the reload', 15_000);
       const added = await ns.node<{ status: number }[]>(getsScript(['http://127.0.0.1:30002/']));
       t.is(added[0]!.status, 200, 'the added port answers through the kernel');
-      const heldResult = JSON.parse((await held).stdout) as string[];
-      t.deepEqual(heldResult, ['200', '200'], 'a keep-alive connection on the unchanged port answered before and after the reload');
+      const reloads = () => run.output().split('reload: ').length;
+      const before = reloads();
+      writeFileSync(dir.file, withExtra.replace(/    - name: http\n(      .*\n)+?(?=    - )/, ''));
+      await waitFor(() => reloads() > before, 'the second reload', 15_000);
+      const removed = await ns.node<{ status?: number; error?: string }[]>(getsScript(['http://127.0.0.1:30000/'], 1000));
+      t.not(removed[0]!.status, 200, 'the removed port no longer answers');
+      held.stdin!.end('go\n');
+      await waitFor(() => heldOut.text.includes(']'), 'the second request on the held connection', 15_000);
+      t.deepEqual(JSON.parse(heldOut.text.slice(heldOut.text.indexOf('['))), ['200', '200'], 'a keep-alive connection on the unchanged port answered before and after both reloads');
       // SIGTERM removes every rule.
       t.is(await run.stop(), 0, run.errors());
       t.is(await tablesLeft(ns, mode), '', 'nothing left after SIGTERM');
@@ -99,8 +127,8 @@ for (const mode of MODES) {
       await run.stop();
       t.not(await tablesLeft(ns, mode), '', 'kill -9 leaves the rules behind');
       run = await ns.portlab(args);
-      const again = await ns.node<{ status: number }[]>(getsScript(['http://127.0.0.1:30000/']));
-      t.is(again[0]!.status, 200);
+      const again = await ns.node<{ status: number }[]>(getsScript(['http://127.0.0.1:30002/']));
+      t.is(again[0]!.status, 200, JSON.stringify(again));
       if (mode === 'nftables') t.is((await tablesLeft(ns, mode)).split('\n').length, 1, 'one table, not two');
       t.is(await run.stop(), 0);
       t.is(await tablesLeft(ns, mode), '');
@@ -141,14 +169,25 @@ for (const mode of MODES) {
 function HOLD_SCRIPT(serviceIP: string): string {
   return `
 import http from 'node:http';
+import { once } from 'node:events';
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const ask = () => new Promise((resolve) => http.get('http://${serviceIP}:8081/', { agent }, (res) => { res.resume(); res.on('end', () => resolve(String(res.statusCode))); }).on('error', (e) => resolve(e.code)));
 const out = [await ask()];
-await new Promise((resolve) => setTimeout(resolve, 2500));
+process.stdout.write('asked\\n');
+process.stdin.resume();
+await once(process.stdin, 'data');
 out.push(await ask());
 process.stdout.write(JSON.stringify(out));
 agent.destroy();
+process.exit(0);
 `;
+}
+
+/** collect gathers a child's stdout as it comes. */
+function collect(child: import('node:child_process').ChildProcess): { text: string } {
+  const out = { text: '' };
+  child.stdout!.on('data', (d) => (out.text += d));
+  return out;
 }
 
 const BACKENDS_SCRIPT = `

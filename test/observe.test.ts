@@ -25,15 +25,15 @@ test('a request through the node layer gives exactly one log line whose route na
       t.true(Number.isFinite(h.connectMs) && h.connectMs! >= 0, `${h.layer} connectMs`);
       t.true(Number.isFinite(h.durationMs) && h.durationMs! > 0, `${h.layer} durationMs`);
     }
-    t.true(line.bytesOut > 0);
-    t.true(line.bytesIn >= 'GET /one-line HTTP/1.1\r\n'.length, `a GET counts its request headers as bytes in (${line.bytesIn})`);
+    t.true(line.bytesOut! > 0);
+    t.true(line.bytesIn! >= 'GET /one-line HTTP/1.1\r\n'.length, `a GET counts its request headers as bytes in (${line.bytesIn})`);
     // An L4 connection gives one line too, with its bytes.
     const l4 = await request(`http://${r.node}:31000/l4`, { dispatcher: new Agent({ pipelining: 0 }) });
     await l4.body.dump();
     await waitFor(() => run.records.some((rec) => rec.kind === 'connection' && rec.route.node === `${r.node}:31000`), 'the L4 line', 8000);
     const conn = run.records.find((rec) => rec.kind === 'connection')!;
     t.deepEqual(Object.keys(conn.route).sort(), ['node', 'pod', 'service']);
-    t.true(conn.bytesIn > 0 && conn.bytesOut > 0);
+    t.true(conn.bytesIn! > 0 && conn.bytesOut! > 0);
   } finally {
     await run.close();
   }

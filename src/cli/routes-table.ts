@@ -54,8 +54,11 @@ function podsOf(sp: ServicePortState, offset: number) {
   });
 }
 
-/** routeLines prints `my-service/http  node 127.0.0.1:30000 → service 127.10.0.1:8080 → pod 127.244.0.1:5000`. */
-export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-service' | 'direct'; wide?: boolean; tryIt?: boolean }): string[] {
+/**
+ * routeLines prints `my-service/http  L7  node 127.0.0.1:30000 → service 127.10.0.1:8080 → pod 127.244.0.1:5000`. In a
+ * kernel mode every address is translated straight to a pod: `kernel DNAT  node …, service … ⇒ pod …`.
+ */
+export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-service' | 'direct'; wide?: boolean; tryIt?: boolean; kernel?: boolean }): string[] {
   const out: string[] = [];
   const pods = new Map(state.pods.map((p) => [p.key, p]));
   for (const svc of state.services) {
@@ -70,9 +73,9 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       const port = servedPort(sp.port, offset);
       const target = eps.length === 0 ? 'no endpoints (connections are refused)' : eps.length === 1 ? eps[0]!.label : `${eps[0]!.label} (+${eps.length - 1} more)`;
       const label = `${name}/${sp.name || sp.port}`;
-      const mode = { http: 'L7', udp: 'UDP', tcp: 'L4', sctp: 'SCTP' }[sp.mode];
+      const mode = opts.kernel ? `kernel DNAT ${sp.protocol}` : { http: 'L7', udp: 'UDP', tcp: 'L4', sctp: 'SCTP' }[sp.mode];
       const parts: string[] = [];
-      if (sp.mode === 'sctp') {
+      if (sp.mode === 'sctp' && !opts.kernel) {
         out.push(`${label}  ${mode}  not served by the userspace proxy (Node.js has no SCTP sockets); \`portlab rules\` shows its kernel rules`);
         continue;
       }
@@ -83,12 +86,13 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       if (sp.nodePort !== undefined) {
         const nodes = state.nodes.map((n) => `${n.address}:${served(sp.nodePort!, offset, 'nodePort')}`);
         parts.push(`node ${nodes.length === 1 ? nodes[0] : `{${nodes.join(', ')}}`}`);
-        if (opts.nodeportHop === 'direct') parts.push('(direct)');
+        if (opts.nodeportHop === 'direct' && !opts.kernel) parts.push('(direct)');
       }
       if (svc.loadBalancerIP) parts.push(`lb ${svc.loadBalancerIP}:${served(sp.port, offset, 'port')}`);
       parts.push(`service ${svc.clusterIP}:${served(sp.port, offset, 'port')}`);
       parts.push(target);
-      out.push(`${label}  ${mode}  ${parts.join(' → ').replace(' → (direct) → ', ' ⇒ (direct) ')}`);
+      if (opts.kernel) out.push(`${label}  ${mode}  ${parts.slice(0, -1).join(', ')} ⇒ ${target}`);
+      else out.push(`${label}  ${mode}  ${parts.join(' → ').replace(' → (direct) → ', ' ⇒ (direct) ')}`);
       if (opts.wide) {
         out.push(`    targetPort ${sp.targetPort}  affinity ${svc.sessionAffinity}  externalTrafficPolicy ${svc.externalTrafficPolicy}  internalTrafficPolicy ${svc.internalTrafficPolicy}`);
         const chains = kubeProxyChains(svc, sp);

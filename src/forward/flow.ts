@@ -34,6 +34,9 @@ export interface Flow {
   node?: string;
   bytesIn: number;
   bytesOut: number;
+  /** kernel is the kernel mode that translated the flow (seen through conntrack); bytesUnknown: it kept no byte counts. */
+  kernel?: 'nftables' | 'iptables';
+  bytesUnknown?: boolean;
   /** entryNode is the node whose nodePort the flow came in on; localOnly applies externalTrafficPolicy: Local. */
   entryNode?: string;
   localOnly?: boolean;

@@ -6,6 +6,7 @@ import { newFlow, newHop, type Flow } from '../forward/flow.js';
 import type { DesiredState } from '../model/state.js';
 import type { Observers } from '../observe/observer.js';
 import type { ListenerObserver } from '../forward/route.js';
+import { run } from './plane.js';
 
 /** Target is what a packet was sent to: a Service port at one layer. */
 interface Target {
@@ -47,6 +48,9 @@ export function parseConntrack(line: string): ConntrackEvent | undefined {
   };
 }
 
+/** MAX_LOOKUPS bounds the `conntrack -G` reads in flight; a flow closed beyond it is logged without bytes. */
+const MAX_LOOKUPS = 8;
+
 // TCP connections are logged when they close (FIN exchanged or reset), not when their entry expires minutes later.
 const CLOSING = new Set(['TIME_WAIT', 'CLOSE', 'LAST_ACK', 'CLOSE_WAIT']);
 
@@ -56,10 +60,14 @@ export class ConntrackWatcher {
   private targets = new Map<string, Target>();
   private pods = new Map<string, { name?: string; node?: string }>();
   private readonly open = new Map<string, Open>();
+  private lookups = 0;
 
   constructor(
     private readonly tool: string,
     private readonly observers: Observers,
+    private readonly mode: 'nftables' | 'iptables',
+    /** accounting: the kernel counts bytes per connection (net.netfilter.nf_conntrack_acct=1). */
+    private readonly accounting: boolean,
   ) {}
 
   /** update learns the addresses of the current state: a translated connection is matched to its Service port by them. */
@@ -100,6 +108,7 @@ export class ConntrackWatcher {
       const flow = newFlow({ servicePort: target.servicePort, protocol: e.protocol.toUpperCase() as Flow['protocol'], mode: e.protocol === 'udp' ? 'udp' : 'tcp', clientAddress: e.original.src, clientPort: e.original.sport });
       const hop = newHop(target.layer, `${e.original.dst}:${e.original.dport}`);
       flow.hops.push(hop);
+      flow.kernel = this.mode;
       const pod = `${e.reply.src}:${e.reply.sport}`;
       const known = this.pods.get(pod);
       hop.upstream = pod;
@@ -116,13 +125,34 @@ export class ConntrackWatcher {
       this.open.delete(e.id);
       const hop = open.flow.hops[0]!;
       hop.durationMs = e.timeMs - open.startedMs;
-      // Byte counts come with DESTROY when the kernel keeps them (net.netfilter.nf_conntrack_acct=1).
-      hop.rxBytes = e.original.bytes ?? 0;
-      hop.txBytes = e.reply.bytes ?? 0;
-      open.flow.bytesIn = hop.rxBytes;
-      open.flow.bytesOut = hop.txBytes;
-      open.observer.closed(open.flow, hop, true);
+      // DESTROY carries the byte counts when the kernel keeps them (net.netfilter.nf_conntrack_acct=1); a closing
+      // TCP connection's entry lives on in TIME_WAIT, so its counts are read from it.
+      if (e.original.bytes !== undefined) this.close(open, { in: e.original.bytes, out: e.reply.bytes ?? 0 });
+      else if (e.type === 'DESTROY' || !this.accounting || this.lookups >= MAX_LOOKUPS) this.close(open, undefined);
+      else {
+        this.lookups++;
+        void this.counts(e).then((counts) => {
+          this.lookups--;
+          this.close(open, counts);
+        });
+      }
     }
+  }
+
+  private close(open: Open, counts: { in: number; out: number } | undefined): void {
+    const hop = open.flow.hops[0]!;
+    if (!counts) open.flow.bytesUnknown = true;
+    hop.rxBytes = open.flow.bytesIn = counts?.in ?? 0;
+    hop.txBytes = open.flow.bytesOut = counts?.out ?? 0;
+    open.observer.closed(open.flow, hop, true);
+  }
+
+  /** counts reads one entry's byte counts (IP bytes, headers included, as conntrack counts them). */
+  private async counts(e: ConntrackEvent): Promise<{ in: number; out: number } | undefined> {
+    const o = e.original;
+    const got = await run(this.tool, ['-G', '-p', e.protocol, '-s', o.src, '-d', o.dst, '--sport', String(o.sport), '--dport', String(o.dport)], '', 5000);
+    const m = /packets=\d+ bytes=(\d+).*?packets=\d+ bytes=(\d+)/.exec(got.stdout);
+    return m ? { in: Number(m[1]), out: Number(m[2]) } : undefined;
   }
 
   stop(): void {

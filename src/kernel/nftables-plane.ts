@@ -3,7 +3,7 @@
 import type { DesiredState } from '../model/state.js';
 import { nftablesBase, nftablesServicePort } from '../rules/nftables.js';
 import { proxyView, type ProxyNode } from '../rules/view.js';
-import { kernelError, run, TABLE, type KernelPlane } from './plane.js';
+import { applyTimeoutMs, counterTargets, kernelError, run, why, TABLE, type CounterTargets, type KernelPlane, type RuleCounter } from './plane.js';
 
 const T = `ip ${TABLE}`;
 
@@ -34,11 +34,25 @@ function elementKey(line: string): string {
 
 const name = (line: string) => line.split(' ')[4]!;
 
+/** COUNTED are the maps that dispatch a Service port's first packets: each of their elements keeps a counter. */
+const COUNTED = ['service-ips', 'service-nodeports', 'no-endpoint-services', 'no-endpoint-nodeports'];
+
+/** withCounters gives the dispatch maps per-element counters: the one change to kube-proxy's declarations. */
+function withCounters(line: string): string {
+  const map = /^add map \S+ \S+ (\S+) \{/.exec(line)?.[1];
+  return map && COUNTED.includes(map) ? line.replace(' : verdict ; ', ' : verdict ; counter ; ') : line;
+}
+
+interface NftElement {
+  elem?: { val?: { concat?: (string | number)[] }; counter?: { packets: number; bytes: number } };
+}
+
 export class NftablesPlane implements KernelPlane {
   readonly mode = 'nftables' as const;
   private blocks = new Map<string, { text: string; block: Block }>();
   private elements = new Map<string, string>();
   private started = false;
+  private targets: CounterTargets = { byAddress: new Map(), byNodePort: new Map() };
 
   constructor(private readonly nft: string) {}
 
@@ -60,7 +74,7 @@ export class NftablesPlane implements KernelPlane {
     if (!this.started) {
       // A table left by an earlier run (a crash, kill -9) goes first; then the whole ruleset in one transaction.
       await run(this.nft, ['delete', 'table', 'ip', TABLE]);
-      tx.push(...nftablesBase(T, node, NftablesPlane.masquerade(node)).filter((l) => l && !l.startsWith('#')));
+      tx.push(...nftablesBase(T, node, NftablesPlane.masquerade(node)).filter((l) => l && !l.startsWith('#')).map(withCounters));
       this.elements = new Map();
     }
     const nextElements = new Map<string, string>();
@@ -97,13 +111,37 @@ export class NftablesPlane implements KernelPlane {
     for (const b of gone) for (const s of b.sets) tx.push(`delete set ${T} ${name(s)}`);
     changed += gone.filter((b) => b.chains.length > 0 || b.sets.length > 0).length;
     if (tx.length > 0) {
-      const result = await run(this.nft, ['-f', '-'], `${tx.join('\n')}\n`);
-      if (result.code !== 0) throw kernelError(`nft refused the transaction: ${result.stderr.trim().split('\n').slice(0, 3).join(' / ')}`, 'The previous rules are still in place. This is a bug in portlab: please report it with the manifests.', 'PORTLAB_KERNEL_FAILED');
+      const timeoutMs = applyTimeoutMs(tx.length);
+      const result = await run(this.nft, ['-f', '-'], `${tx.join('\n')}\n`, timeoutMs);
+      if (result.code !== 0) throw kernelError(`nft refused the transaction: ${why(result, timeoutMs)}`, 'The previous rules are still in place. This is a bug in portlab: please report it with the manifests.', 'PORTLAB_KERNEL_FAILED');
     }
     this.blocks = next;
     this.elements = nextElements;
+    this.targets = counterTargets(view);
     this.started = true;
     return { durationMs: performance.now() - started, changed };
+  }
+
+  async counters(): Promise<RuleCounter[]> {
+    if (!this.started) return [];
+    const out: RuleCounter[] = [];
+    await Promise.all(
+      COUNTED.map(async (map) => {
+        const listed = await run(this.nft, ['-j', 'list', 'map', 'ip', TABLE, map]);
+        if (listed.code !== 0) return;
+        const parsed = JSON.parse(listed.stdout) as { nftables: { map?: { elem?: [NftElement, Record<string, unknown>][] } }[] };
+        const noEndpoints = map.startsWith('no-endpoint');
+        for (const [key, verdict] of parsed.nftables.find((o) => o.map)?.map?.elem ?? []) {
+          const parts = key.elem?.val?.concat;
+          const counter = key.elem?.counter;
+          if (!parts || !counter) continue;
+          const target = map.endsWith('nodeports') ? this.targets.byNodePort.get(`${parts[0]} ${parts[1]}`) : this.targets.byAddress.get(`${parts[1]} ${parts[0]}:${parts[2]}`);
+          if (!target) continue;
+          out.push({ ...target, verdict: !noEndpoints ? 'dnat' : 'drop' in verdict ? 'drop' : 'reject', packets: counter.packets, bytes: counter.bytes });
+        }
+      }),
+    );
+    return out;
   }
 
   async close(): Promise<void> {

@@ -2,8 +2,8 @@
 // checks that say what is missing before anything is touched.
 import { spawn } from 'node:child_process';
 import { PortlabError } from '../errors.js';
-import type { DesiredState } from '../model/state.js';
-import type { ProxyNode } from '../rules/view.js';
+import { servicePortKey, type DesiredState } from '../model/state.js';
+import type { ProxyNode, ServicePortInfo } from '../rules/view.js';
 import { systemTool } from './tools.js';
 
 export type KernelMode = 'nftables' | 'iptables';
@@ -13,8 +13,42 @@ export interface KernelPlane {
   readonly mode: KernelMode;
   /** apply makes the kernel's rules match the state: the first call replaces whatever a previous run left. */
   apply(state: DesiredState, node: ProxyNode): Promise<{ durationMs: number; changed: number }>;
+  /** counters reads the rules' own counters for each Service port's addresses; empty before the first apply. */
+  counters(): Promise<RuleCounter[]>;
   /** close removes every rule, chain and table portlab added. */
   close(): Promise<void>;
+}
+
+/**
+ * RuleCounter is what the kernel counted where a Service port's packets were dispatched: the service map element or
+ * KUBE-SERVICES jump (verdict dnat), or the no-endpoints reject or drop. These rules see the first packet of each
+ * connection (the nat hooks, and `ct state new` in the filter chains), so packets count connections and UDP flows.
+ */
+export interface RuleCounter {
+  servicePort: string;
+  layer: 'node' | 'service' | 'loadbalancer';
+  verdict: 'dnat' | 'reject' | 'drop';
+  packets: number;
+  bytes: number;
+}
+
+/** CounterTargets names the Service port and layer behind each destination the rules match on. */
+export interface CounterTargets {
+  /** byAddress is keyed "tcp 127.10.0.1:80"; byNodePort "tcp 30000". */
+  byAddress: Map<string, Pick<RuleCounter, 'servicePort' | 'layer'>>;
+  byNodePort: Map<string, Pick<RuleCounter, 'servicePort' | 'layer'>>;
+}
+
+export function counterTargets(view: ServicePortInfo[]): CounterTargets {
+  const targets: CounterTargets = { byAddress: new Map(), byNodePort: new Map() };
+  for (const sp of view) {
+    const servicePort = servicePortKey({ namespace: sp.spn.namespace, name: sp.spn.service }, { name: sp.spn.port, port: sp.port, protocol: sp.protocol.toUpperCase() });
+    targets.byAddress.set(`${sp.protocol} ${sp.clusterIP}:${sp.port}`, { servicePort, layer: 'service' });
+    for (const ip of sp.externalIPs) targets.byAddress.set(`${sp.protocol} ${ip}:${sp.port}`, { servicePort, layer: 'service' });
+    for (const ip of sp.loadBalancerVIPs) targets.byAddress.set(`${sp.protocol} ${ip}:${sp.port}`, { servicePort, layer: 'loadbalancer' });
+    if (sp.nodePort !== 0) targets.byNodePort.set(`${sp.protocol} ${sp.nodePort}`, { servicePort, layer: 'node' });
+  }
+  return targets;
 }
 
 /** TABLE is portlab's own table (nftables) and chain prefix (iptables): never kube-proxy's. */
@@ -49,6 +83,20 @@ export function run(tool: string, args: string[], input = '', timeoutMs = 30_000
     child.stdin.on('error', () => {});
     child.stdin.end(input);
   });
+}
+
+/**
+ * applyTimeoutMs bounds one transaction of `lines` commands. The kernel's time grows faster than the size: one nft
+ * transaction of 10,000 Services (190,000 commands) takes minutes, as kube-proxy's does (kubernetes#139513).
+ */
+export function applyTimeoutMs(lines: number): number {
+  return Math.max(60_000, lines * 5);
+}
+
+/** why is what a failed rule tool said: its first lines, or that it did not finish in time. */
+export function why(result: RunResult, timeoutMs: number): string {
+  if (result.code === null && !result.stderr.trim()) return `it did not finish within ${Math.round(timeoutMs / 1000)} s`;
+  return result.stderr.trim().split('\n').slice(0, 3).join(' / ');
 }
 
 export function kernelError(message: string, fix: string, code: 'PORTLAB_KERNEL_UNAVAILABLE' | 'PORTLAB_KERNEL_FAILED' = 'PORTLAB_KERNEL_UNAVAILABLE'): PortlabError {

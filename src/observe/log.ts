@@ -17,8 +17,10 @@ export interface FlowRecord {
   status?: number;
   method?: string;
   path?: string;
-  bytesIn: number;
-  bytesOut: number;
+  /** kernel names the kernel mode that translated the flow; bytes are null when it kept no counts. */
+  kernel?: string;
+  bytesIn: number | null;
+  bytesOut: number | null;
   durationMs?: number;
   hops: { layer: string; listen: string; upstream?: string; connectMs?: number; durationMs?: number }[];
   error?: string;
@@ -57,8 +59,9 @@ export function toRecord(flow: Flow, time = isoNow()): FlowRecord {
     status: flow.status,
     method: flow.method,
     path: flow.path,
-    bytesIn: flow.bytesIn,
-    bytesOut: flow.bytesOut,
+    kernel: flow.kernel,
+    bytesIn: flow.bytesUnknown ? null : flow.bytesIn,
+    bytesOut: flow.bytesUnknown ? null : flow.bytesOut,
     durationMs: round(flow.hops[0]?.durationMs),
     hops: flow.hops.map((h) => ({ layer: h.layer, listen: h.listen, upstream: h.upstream, connectMs: round(h.connectMs), durationMs: round(h.durationMs) })),
     error: flow.error,
@@ -125,7 +128,7 @@ export function jsonLine(flow: Flow, time = isoNow()): string {
     `"client":${str(`${flow.clientAddress}:${flow.clientPort}`)},"route":{${route}}${flow.podName === undefined ? '' : `,"pod":${quoted(flow.podName)}`}` +
     `${flow.node === undefined ? '' : `,"node":${quoted(flow.node)}`}${flow.status === undefined ? '' : `,"status":${flow.status}`}` +
     `${flow.method === undefined ? '' : `,"method":${quoted(flow.method)}`}${flow.path === undefined ? '' : `,"path":${str(flow.path)}`}` +
-    `,"bytesIn":${flow.bytesIn},"bytesOut":${flow.bytesOut}${duration === undefined ? '' : `,"durationMs":${millis(duration)}`},"hops":[${hopList}]` +
+    `${flow.kernel === undefined ? '' : `,"kernel":"${flow.kernel}"`},"bytesIn":${flow.bytesUnknown ? null : flow.bytesIn},"bytesOut":${flow.bytesUnknown ? null : flow.bytesOut}${duration === undefined ? '' : `,"durationMs":${millis(duration)}`},"hops":[${hopList}]` +
     `${flow.error === undefined ? '' : `,"error":${str(flow.error)}`}}`
   );
 }
@@ -142,10 +145,11 @@ export function formatText(r: FlowRecord, useColor: boolean): string {
   const ms = (n: number | undefined) => (n === undefined ? '-' : n < 1 ? `${(n * 1000).toFixed(0)}µs` : `${n.toFixed(1)}ms`);
   const path = r.hops.map((h) => `${h.layer} ${h.listen}`).join(' → ');
   const pod = r.pod ? `pod ${r.pod} ${r.route.pod}` : r.route.pod ? `endpoint ${r.route.pod}` : c(31, 'no endpoint');
-  const what = r.kind === 'request' ? `${r.method ?? ''} ${r.path ?? ''} ${statusColor(c, r.status)}` : r.kind === 'session' ? 'datagrams' : r.kind;
+  const kind = r.kind === 'session' ? 'datagrams' : r.kind;
+  const what = r.kind === 'request' ? `${r.method ?? ''} ${r.path ?? ''} ${statusColor(c, r.status)}` : r.kernel ? `${kind} (kernel ${r.kernel})` : kind;
   const hops = r.hops.map((h) => `${h.layer}: ${h.connectMs === undefined ? '' : `connect ${ms(h.connectMs)} `}total ${ms(h.durationMs)}`).join(' · ');
   const err = r.error ? ` ${c(31, r.error)}` : '';
-  return `${c(2, r.time.slice(11, 23))} ${c(1, r.servicePort)} ${what} ${r.client} → ${path} → ${pod}  ↑${r.bytesIn}B ↓${r.bytesOut}B  ${c(2, hops)}${err}`;
+  return `${c(2, r.time.slice(11, 23))} ${c(1, r.servicePort)} ${what} ${r.client} → ${path} → ${pod}  ↑${r.bytesIn ?? '?'}B ↓${r.bytesOut ?? '?'}B  ${c(2, hops)}${err}`;
 }
 
 function statusColor(c: (code: number, s: string) => string, status: number | undefined): string {

@@ -2,6 +2,7 @@
 // The hot path only adds to plain numbers in ListenerStats; prom-client reads them at scrape time (collect), so a
 // request never pays for label hashing or allocation.
 import client from 'prom-client';
+import type { RuleCounter } from '../kernel/plane.js';
 
 /** HOP_BUCKETS are the hop-duration histogram's upper bounds, in seconds. */
 export const HOP_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -164,6 +165,40 @@ export class Metrics {
       },
     });
   })();
+
+  /** kernelCounters reads the kernel rules' counters, in --proxy-mode nftables or iptables. */
+  kernelCounters?: () => Promise<RuleCounter[]>;
+  private kernelRead?: { atMs: number; counters: Promise<RuleCounter[]> };
+
+  /** readKernel reads the counters once per scrape: both kernel metrics come from one read. */
+  private readKernel(): Promise<RuleCounter[]> {
+    const now = performance.now();
+    if (!this.kernelCounters) return Promise.resolve([]);
+    if (!this.kernelRead || now - this.kernelRead.atMs > 1000) this.kernelRead = { atMs: now, counters: this.kernelCounters().catch(() => []) };
+    return this.kernelRead.counters;
+  }
+
+  private kernelCounter(name: string, help: string, read: (c: RuleCounter) => number): client.Counter<'service_port' | 'layer' | 'verdict'> {
+    const self = this;
+    return new client.Counter({
+      name,
+      help,
+      labelNames: ['service_port', 'layer', 'verdict'] as const,
+      registers: [this.registry],
+      async collect() {
+        const counters = await self.readKernel();
+        this.reset();
+        for (const c of counters) this.inc({ service_port: c.servicePort, layer: c.layer, verdict: c.verdict }, read(c));
+      },
+    });
+  }
+
+  readonly kernelPackets = this.kernelCounter(
+    'portlab_kernel_rule_packets_total',
+    "Packets the kernel's dispatch rules matched, per Service port, layer and verdict (dnat, reject, drop), from the rules' own counters. These rules see the first packet of each connection or UDP flow.",
+    (c) => c.packets,
+  );
+  readonly kernelBytes = this.kernelCounter('portlab_kernel_rule_bytes_total', "Bytes of the packets counted in portlab_kernel_rule_packets_total.", (c) => c.bytes);
 
   readonly listeners = new client.Gauge({
     name: 'portlab_listeners',

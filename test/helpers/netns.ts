@@ -48,6 +48,11 @@ export class Netns {
     });
   }
 
+  /** spawn starts a command in the namespace and leaves it running, its stdin open, for the test to talk to. */
+  spawn(cmd: string, args: string[]): ChildProcess {
+    return spawn('nsenter', this.args(cmd, args), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+
   /** node runs a Node.js script in the namespace and parses the JSON it prints. */
   async node<T>(script: string, timeoutMs = 20_000): Promise<T> {
     const r = await this.run(process.execPath, ['--input-type=module', '-e', script], '', timeoutMs);
