@@ -11,7 +11,8 @@ import { systemTool } from '../src/kernel/tools.js';
 import { base32 } from '../src/rules/names.js';
 import { traceIptables, traceNftables } from '../src/rules/trace.js';
 import { runCli } from './helpers/cli.js';
-import { ROOT, SEED } from './helpers/portlab.js';
+import { ROOT, SEED, tempManifest } from './helpers/portlab.js';
+import { scaleManifests } from '../src/bench/plan.js';
 
 // kube-proxy's test conventions: pods in 10.0.0.0/8, Services in 172.30.0.0/16, node "test-node" at 192.168.0.2.
 const KUBE_FLAGS = ['--node-name', 'test-node', '--node-address', '192.168.0.2', '--pod-cidr', '10.0.0.0/8', '--service-cidr', '172.30.0.0/16', '--nodeport-range', '3000-32767'];
@@ -383,4 +384,22 @@ test('docs/rules.md shows rules and a walk that portlab prints today', async (t)
   const walk = await runCli(['trace', '-f', SEED, '--proxy-mode', 'nftables', '--from', '192.168.7.7', '--to', '127.0.0.1:30000']);
   const block = page.slice(page.indexOf('$ npx portlab trace')).split('```')[0]!.split('\n').slice(1).filter(Boolean);
   t.deepEqual(block, walk.stdout.trimEnd().split('\n'));
+});
+
+test('a large ruleset reaches a pipe whole: the CLI exits only once its output is written', async (t) => {
+  // 1,500 Services print over 1 MiB: far past a pipe's 64 KiB, so the end of the output is still queued at exit.
+  const files = scaleManifests(1500);
+  const dir = await tempManifest(`${files.changed}---\n${files.rest}`, 'many.yml');
+  try {
+    const flags = ['-f', dir.file, '--proxy-mode', 'iptables'];
+    const r = await runCli(['rules', ...flags], undefined, 60_000);
+    t.is(r.code, 0, r.stderr);
+    const state = await planFromFiles(parseOptions(['rules', ...flags]));
+    const want = ruleset(state, nodeFor(state, parseOptions(['rules', ...flags])), 'iptables');
+    t.true(want.length > 1 << 20);
+    t.is(r.stdout.length, `${want.trimEnd()}\n`.length, 'every byte of the restore input');
+    t.true(r.stdout.endsWith('COMMIT\n'));
+  } finally {
+    await dir.cleanup();
+  }
 });

@@ -166,3 +166,52 @@ export async function connRate(addr: Addr, concurrency: number, durationMs: numb
   into.ms += performance.now() - t0;
   into.done += done;
 }
+
+/**
+ * turnOrder is the order targets take their turns in one slice: a fresh shuffle per repetition and slice, seeded, so
+ * a rerun takes the same turns. A fixed order (even one rotated each repetition) gives each target the same
+ * predecessor in every slice, so whatever one target leaves behind (the pod targets' 15,000 req/s leave the load
+ * generator the most garbage to collect) would always land on the same next one.
+ */
+export function turnOrder<T>(list: T[], rep: number, slice: number): T[] {
+  let seed = (rep * 7919 + slice * 104_729 + 1) >>> 0;
+  const random = () => {
+    // mulberry32: small, fast and good enough to shuffle a dozen targets
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...list];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/**
+ * newConnections: `count` new connections, one after another. Each is timed twice: to the end of the handshake as
+ * the client sees it (connect), and to the echo of its first byte (first byte: for a userspace proxy, this includes
+ * its own connection to the pod). Each closes before the next opens.
+ */
+export async function newConnections(addr: Addr, count: number, connectH: Histogram, firstByteH: Histogram, deadline: number): Promise<void> {
+  for (let i = 0; i < count && performance.now() < deadline; i++) {
+    const t0 = performance.now();
+    const s = await connect(addr);
+    const t1 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      s.once('data', () => resolve());
+      s.once('error', reject);
+      s.write('x');
+    });
+    const t2 = performance.now();
+    connectH.recordValue(Math.max(1, Math.round((t1 - t0) * 1000)));
+    firstByteH.recordValue(Math.max(1, Math.round((t2 - t0) * 1000)));
+    await new Promise<void>((resolve) => {
+      s.once('close', () => resolve());
+      s.end();
+    });
+  }
+}

@@ -12,6 +12,11 @@ export const ADDR = {
   nginx: '127.77.63.1',
   viaService: { node: '127.77.0.1', serviceCidr: '127.77.10.0/24', podCidr: '127.77.244.0/24', admin: '127.77.0.250:10249' },
   direct: { node: '127.78.0.1', serviceCidr: '127.78.10.0/24', podCidr: '127.78.244.0/24' },
+  /** The kernel modes' portlab processes, in the network namespace of a mode comparison. */
+  nftables: { node: '127.81.0.1', serviceCidr: '127.81.10.0/24', podCidr: '127.81.244.0/24' },
+  iptables: { node: '127.82.0.1', serviceCidr: '127.82.10.0/24', podCidr: '127.82.244.0/24' },
+  /** The control-plane scale runs, one mode at a time: up to 10,000 Services need a /16 of cluster IPs. */
+  scale: { node: '127.85.0.1', serviceCidr: '127.86.0.0/16', podCidr: '127.87.0.0/16' },
 } as const;
 
 /** Service ports in portlab: port and nodePort per kind of traffic. tcp-web carries HTTP at L4, http at L7. */
@@ -45,4 +50,33 @@ endpoints:
   - addresses: ["${ADDR.backend}"]
     conditions: {ready: true}
 `;
+}
+
+/** scaleService is one ClusterIP Service of two ports (echo and web), selector-less, with the backend as its endpoint. */
+function scaleService(i: number, extraEndpoint: boolean): string {
+  const name = `svc-${String(i).padStart(5, '0')}`;
+  const endpoints = [ADDR.backend, ...(extraEndpoint ? ['127.77.50.2'] : [])].map((a) => `{addresses: ["${a}"], conditions: {ready: true}}`).join(', ');
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}}
+spec:
+  ports: [{name: echo, port: ${SERVICE.echo.port}, targetPort: ${BENCH_PORTS.echo}}, {name: web, port: ${SERVICE.tcpWeb.port}, targetPort: ${BENCH_PORTS.web}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ${name}-1, labels: {kubernetes.io/service-name: ${name}}}
+addressType: IPv4
+ports: [{name: echo, port: ${BENCH_PORTS.echo}}, {name: web, port: ${BENCH_PORTS.web}}]
+endpoints: [${endpoints}]
+`;
+}
+
+/**
+ * scaleManifests are `count` Services for the control-plane runs, in two files: svc-00000 alone (`changed`, the one
+ * Service a change touches: `extra` gives it a second endpoint), and the rest. svc-N-1 is last in kube-proxy's order.
+ */
+export function scaleManifests(count: number, extra = false): { changed: string; rest: string } {
+  const rest: string[] = [];
+  for (let i = 1; i < count; i++) rest.push(scaleService(i, false));
+  return { changed: scaleService(0, extra), rest: rest.join('---\n') };
 }

@@ -35,7 +35,7 @@ export interface Report {
   notes: string[];
 }
 
-function summarize(values: number[]): Summary {
+export function summarize(values: number[]): Summary {
   const s = [...values].sort((a, b) => a - b);
   return { median: s[Math.floor((s.length - 1) / 2)] ?? NaN, min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
 }
@@ -53,6 +53,18 @@ const HOPS: [string, string, string, string][] = [
   ['L7', 'nodePort direct hop (portlab L7)', 'l7-node-direct', 'l7-pod'],
   ['L7', 'plain http-proxy hop', 'l7-http-proxy', 'l7-pod'],
 ];
+
+/** machine is what a figure needs beside it: the CPU, cores, memory, Node, kernel and date. */
+export function machine(): Report['machine'] {
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    date: new Date().toISOString(),
+  };
+}
 
 export function buildReport(input: {
   targets: TargetInfo[];
@@ -106,14 +118,7 @@ export function buildReport(input: {
     { name: 'portlab L7 CPU per request at c=32 ÷ plain http-proxy', value: ratio('l7-service', 'l7-http-proxy', 'cpu_us_per_req') },
   ];
   return {
-    machine: {
-      cpu: os.cpus()[0]?.model ?? 'unknown',
-      cores: os.cpus().length,
-      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-      node: process.version,
-      os: `${os.type()} ${os.release()}`,
-      date: new Date().toISOString(),
-    },
+    machine: machine(),
     reps: input.reps,
     quick: input.quick,
     sizes: input.sizes,
@@ -138,7 +143,7 @@ function pad(cells: string[][]): string {
 }
 
 /** renderTable is the terminal report: medians with min–max over repetitions. */
-export function renderTable(r: Report): string {
+export function renderTable(r: Report, check = false): string {
   const out: string[] = [];
   out.push(`portlab bench — ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.reps} rep(s)${r.quick ? ' (quick)' : ''}`);
   out.push('medians (min–max) over repetitions; latency in µs\n');
@@ -159,8 +164,8 @@ export function renderTable(r: Report): string {
   );
   out.push('\nadded p50 latency per hop (difference of adjacent layers, µs)');
   out.push(pad([['hop', 'added µs'], ...r.hops.map((h) => [h.hop, fmt(h.addedUs)])]));
-  out.push('\ntargets');
-  out.push(pad([['ratio', 'value', 'target', ''], ...r.ratios.map((x) => [x.name, x.value.toFixed(3), x.target, x.met ? 'met' : 'NOT met'])]));
+  out.push(check ? '\nratios and the project\'s targets (--check)' : '\nratios (the project\'s targets beside them; --check compares)');
+  out.push(pad([['ratio', 'value', 'target', ...(check ? [''] : [])], ...r.ratios.map((x) => [x.name, x.value.toFixed(3), x.target, ...(check ? [x.met ? 'met' : 'NOT met'] : [])])]));
   for (const c of r.comparisons) out.push(`${c.name}: ${c.value.toFixed(3)} (for context, not a target)`);
   out.push(`\nportlab process: ${r.portlab.cpuSeconds.toFixed(1)} s CPU during the run, peak RSS ${r.portlab.peakRssMiB.toFixed(0)} MiB`);
   for (const n of r.notes) out.push(`note: ${n}`);

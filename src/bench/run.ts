@@ -7,7 +7,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { NODE_FLAGS } from '../cli/node-flags.js';
 import type { Options } from '../cli/options.js';
-import { bulk, connRate, connect, histogram, httpLatency, httpThroughput, latencyClient, perSecond, pingPong, stats, tally, throughputPool, type Addr, type Histogram, type Tally } from './measure.js';
+import { bulk, connRate, connect, histogram, httpLatency, httpThroughput, latencyClient, perSecond, pingPong, stats, tally, throughputPool, turnOrder, type Addr, type Histogram, type Tally } from './measure.js';
 import { ADDR, BENCH_PORTS, SERVICE, benchManifest } from './plan.js';
 import { CLI, cpuAndPeakRss, cpuNanos, startChild, startHaproxy, startNginx, stopAll } from './processes.js';
 import { buildReport, renderHtml, renderTable, type Sample, type TargetInfo } from './report.js';
@@ -72,31 +72,11 @@ function targets(haproxy: boolean, nginx: boolean, pid: Servers): Target[] {
   return list;
 }
 
-/**
- * turnOrder is the order targets take their turns in one slice: a fresh shuffle per repetition and slice, seeded, so
- * a rerun takes the same turns. A fixed order (even one rotated each repetition) gives each target the same
- * predecessor in every slice, so whatever one target leaves behind (the pod targets' 15,000 req/s leave the load
- * generator the most garbage to collect) would always land on the same next one.
- */
-function turnOrder<T>(list: T[], rep: number, slice: number): T[] {
-  let seed = (rep * 7919 + slice * 104_729 + 1) >>> 0;
-  const random = () => {
-    // mulberry32: small, fast and good enough to shuffle a dozen targets
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = [...list];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
-
 export async function runBench(options: Options): Promise<number> {
+  if (options.bench.modes.some((m) => m !== 'userspace')) {
+    const { runModeBench } = await import('./modes.js');
+    return runModeBench(options);
+  }
   const size = sizes(options.bench.quick);
   const reps = options.bench.quick ? 1 : options.bench.reps;
   const tty = Boolean(process.stderr.isTTY) && !process.env.CI;
@@ -248,9 +228,14 @@ export async function runBench(options: Options): Promise<number> {
       portlab: { cpuSeconds: cpuAfter.cpuSeconds - cpuBefore.cpuSeconds, peakRssMiB: cpuAfter.peakRssMiB },
       notes,
     });
-    process.stdout.write(renderTable(report));
+    process.stdout.write(renderTable(report, options.bench.check));
     if (options.bench.json) await writeFile(options.bench.json, JSON.stringify(report, null, 2));
     if (options.bench.html) await writeFile(options.bench.html, renderHtml(report));
+    const missed = report.ratios.filter((x) => !x.met);
+    if (options.bench.check && missed.length > 0) {
+      process.stderr.write(`bench --check: ${missed.length} target(s) missed: ${missed.map((x) => `${x.name} ${x.value.toFixed(3)} (target ${x.target})`).join('; ')}\n`);
+      return 1;
+    }
     return 0;
   } finally {
     process.off('SIGINT', onSignal);

@@ -106,7 +106,9 @@ async function up(options: Options): Promise<number> {
     const where = summary.kernel.mode === 'nftables' ? 'table ip portlab' : 'chains PORTLAB-* of the nat and filter tables';
     out(`portlab: ${summary.podsStarted} stand-in pod(s) up; kernel: ${summary.kernel.mode} translates every Service address (kube-proxy's rules in ${where}, applied in ${summary.kernel.durationMs.toFixed(0)} ms); \`portlab rules --proxy-mode ${summary.kernel.mode}\` prints them`);
   } else out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
-  for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true })) out(line);
+  const kernel = summary.kernel !== undefined;
+  for (const note of portlab.kernelNotes) err(`note: ${note}`);
+  for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true, kernel })) out(line);
   if (portlab.admin && options.admin) out(`admin:   http://${options.admin.host}:${options.admin.port}/  (dashboard, /metrics, /healthz)`);
   const fdLine = describeFdLimit(fdLimit, portlab.proxier.openListeners, options.maxConnections, options.budget?.limit);
   if (options.verbose || fdLine.includes('exceeds')) out(fdLine);
@@ -127,7 +129,7 @@ async function up(options: Options): Promise<number> {
         if (result.ok) {
           const s = result.summary;
           out(`reload: ${s.opened} opened, ${s.closed} closed, ${s.kept} kept, pods +${s.podsStarted}/-${s.podsStopped} in ${s.durationMs.toFixed(1)} ms`);
-          for (const line of routeLines(result.state, { nodeportHop: options.nodeportHop })) out(line);
+          for (const line of routeLines(result.state, { nodeportHop: options.nodeportHop, kernel })) out(line);
         } else printError(result.error, options.debug);
       })
     : () => {};
@@ -172,12 +174,22 @@ function printError(e: unknown, debug: boolean): void {
 }
 
 // A command is over when main settles: exit then, even if a read of a pipe that never ended is still pending in the
-// thread pool (stdout and stderr are synchronous on Linux, so nothing printed is lost).
+// thread pool. Output to a pipe may still be queued (a reader slower than the writer, past the pipe's 64 KiB), so
+// exit once stdout and stderr have taken everything written before.
+function exit(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exit(code),
   (e: unknown) => {
     const debug = process.argv.includes('--debug');
     printError(e, debug);
-    process.exit(isPortlabError(e) ? e.exitCode : 1);
+    exit(isPortlabError(e) ? e.exitCode : 1);
   },
 );

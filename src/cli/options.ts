@@ -29,7 +29,7 @@ export interface Options extends PlanOptions, Omit<ProxierOptions, 'checkClaimsE
   positionals: string[];
   /** restartDelayMs is `pod kill --restart-delay`: Infinity for never, undefined for portlab's default. */
   restartDelayMs?: number;
-  bench: { quick: boolean; reps: number; json?: string; html?: string };
+  bench: { quick: boolean; reps: number; json?: string; html?: string; check: boolean; modes: ProxyMode[] };
   /** readTimeoutMs: how long `-f -` or a pipe may stay silent before portlab gives up (--read-timeout). */
   readTimeoutMs: number;
   /** proxyMode is --proxy-mode; rules and trace need a kernel mode, up defaults to userspace. */
@@ -81,6 +81,7 @@ const flags = {
   to: { type: 'string' },
   protocol: { type: 'string', default: 'TCP' },
   quick: { type: 'boolean', default: false },
+  check: { type: 'boolean', default: false },
   reps: { type: 'string', default: '5' },
   json: { type: 'string' },
   html: { type: 'string' },
@@ -100,8 +101,10 @@ Usage:
                                                print the rules kube-proxy would write on the node (no root)
   portlab trace -f ... --proxy-mode nftables|iptables --from IP --to IP:PORT [--protocol TCP|UDP|SCTP] [-o json]
                                                follow one packet through those rules
-  portlab bench [--quick] [--reps N] [--json FILE] [--html FILE]
-                                               hop-latency benchmark (loopback only)
+  portlab bench [--quick] [--check] [--reps N] [--json FILE] [--html FILE]
+                [--proxy-mode userspace,nftables,iptables]
+                                               hop-latency benchmark (loopback only); kernel modes run
+                                               in a private network namespace
   portlab pod kill|start|ready|unready NAME [--restart-delay DUR|never] [--admin ADDR:PORT]
                                                kill a stand-in pod of a running portlab as a crash would (it
                                                comes back after --restart-delay, 2s), start it again now, or
@@ -153,7 +156,8 @@ Rules (portlab rules, portlab trace):
   --node-name NAME         the node to write for (node-1); another name is a node at --node-address
   --from IP --to IP:PORT   the packet trace follows; --protocol TCP|UDP|SCTP (TCP)
 
-Exit codes: 0 ok, 1 invalid manifest, 2 usage error, 3 a listener could not be opened.
+Exit codes: 0 ok, 1 invalid manifest, 2 usage error, 3 a listener could not be opened or a kernel mode is
+unavailable (not root, or nft/iptables missing).
 Durations take ms, s, m or h (e.g. 500ms, 30s, 2m, 1h); a bare number is seconds.`;
 
 function usage(message: string): PortlabError {
@@ -254,7 +258,7 @@ export function parseOptions(argv: string[]): Options {
     udpTimeoutMs: parseDuration('udp-timeout', v['udp-timeout']),
     idleTimeoutMs: parseDuration('idle-timeout', v['idle-timeout']),
     drainTimeoutMs: parseDuration('drain-timeout', v['drain-timeout']),
-    portOffset: v['port-offset'] === undefined ? 0 : positiveInt('port-offset', v['port-offset'], 1, 64511),
+    portOffset: portOffset(command, v['port-offset'], v['proxy-mode']),
     maxConnections: v['max-connections'] === undefined ? undefined : positiveInt('max-connections', v['max-connections']),
     admin,
     logFormat: v.quiet ? 'none' : oneOf('log-format', v['log-format'], ['text', 'json'] as const),
@@ -268,7 +272,7 @@ export function parseOptions(argv: string[]): Options {
     hostsFile: v['hosts-file'],
     positionals,
     restartDelayMs: v['restart-delay'] === undefined ? undefined : v['restart-delay'] === 'never' ? Number.POSITIVE_INFINITY : parseDuration('restart-delay', v['restart-delay']),
-    bench: { quick: v.quick, reps: positiveInt('reps', v.reps, 1, 100), json: v.json, html: v.html },
+    bench: command === 'bench' ? benchOptions(v) : { quick: false, reps: 1, check: false, modes: ['userspace'] },
     proxyMode: proxyMode(command, v['proxy-mode']),
     kernelTranslates: command === 'up' && (v['proxy-mode'] === 'nftables' || v['proxy-mode'] === 'iptables'),
     readTimeoutMs: parseDuration('read-timeout', v['read-timeout']),
@@ -282,7 +286,29 @@ function proxyMode(command: Command, v: string | undefined): ProxyMode | undefin
     if (v === undefined) throw usage(`${command} needs --proxy-mode nftables or --proxy-mode iptables: the kube-proxy mode whose rules to ${command === 'rules' ? 'print' : 'follow'}`);
     return oneOf('proxy-mode', v, ['nftables', 'iptables'] as const);
   }
+  if (command === 'bench') return undefined; // a list: benchModes
   return v === undefined ? undefined : oneOf('proxy-mode', v, ['userspace', 'nftables', 'iptables'] as const);
+}
+
+/** benchModes is bench's --proxy-mode: a comma-separated list of the modes to compare (userspace alone by default). */
+function benchOptions(v: { quick: boolean; reps: string; json?: string; html?: string; check: boolean; 'proxy-mode'?: string }): Options['bench'] {
+  const modes = benchModes(v['proxy-mode']);
+  if (v.check && v.quick) throw usage('--check compares a full run with the targets, and a --quick run is too short for that: drop --quick or --check');
+  if (v.check && modes.some((m) => m !== 'userspace')) throw usage('--check compares the userspace benchmark with its targets; the proxy-mode comparison has none: drop --check');
+  return { quick: v.quick, reps: positiveInt('reps', v.reps, 1, 100), json: v.json, html: v.html, check: v.check, modes };
+}
+
+function benchModes(v: string | undefined): ProxyMode[] {
+  if (v === undefined) return ['userspace'];
+  const modes = v.split(',').map((m) => oneOf('proxy-mode', m.trim(), ['userspace', 'nftables', 'iptables'] as const));
+  return [...new Set(modes)];
+}
+
+function portOffset(command: Command, v: string | undefined, mode: string | undefined): number {
+  if (v === undefined) return 0;
+  // The kernel's rules send packets to the declared targetPort: a pod served elsewhere would not answer them.
+  if (command === 'up' && (mode === 'nftables' || mode === 'iptables')) throw usage(`--port-offset is for --proxy-mode userspace: in --proxy-mode ${mode} portlab runs as root, which may use ports below 1024 as declared; drop --port-offset`);
+  return positiveInt('port-offset', v, 1, 64511);
 }
 
 function traceOptions(from: string | undefined, to: string | undefined, protocol: string): Options['trace'] {
