@@ -14,7 +14,7 @@ import { systemTool } from '../kernel/tools.js';
 import { planFromFiles } from '../model/plan.js';
 import type { DesiredState } from '../model/state.js';
 import { nodeFor } from '../rules/ruleset.js';
-import { histogram, newConnections, stats, turnOrder, type Addr } from './measure.js';
+import { histogram, newConnections, stats, turnOrder, type Addr, type Histogram } from './measure.js';
 import { ADDR, BENCH_PORTS, SERVICE, scaleManifests } from './plan.js';
 import { CLI, startChild } from './processes.js';
 
@@ -25,11 +25,17 @@ export interface ScalePoint {
   applyMs: number;
   /** changeMs: the median of `changes` applies of one changed Service (a partial sync; userspace: a reload). */
   changeMs: number;
-  /** connectUs and firstByteUs: p50 of new connections to the last Service, less the same to the pod, measured beside it. */
+  /** connectP50Us and firstByteP50Us: new connections to the last Service in kube-proxy's order. */
+  connectP50Us: number;
+  firstByteP50Us: number;
+  /** podConnectP50Us: new connections straight to the pod, with the mode's rules in place: they cross the nat table too. */
+  podConnectP50Us: number;
+  /** baselineConnectP50Us: the same, with nothing applied (measured before and after, pooled). */
+  baselineConnectP50Us: number;
+  baselineFirstByteP50Us: number;
+  /** connectAddedUs and firstByteAddedUs: the last Service over the baseline, what the mode adds to a new connection. */
   connectAddedUs: number;
   firstByteAddedUs: number;
-  connectP50Us: number;
-  podConnectP50Us: number;
 }
 
 export interface ScaleSizes {
@@ -77,24 +83,44 @@ function lastService(state: DesiredState): Addr {
   return { host: last.clusterIP!, port: SERVICE.echo.port };
 }
 
-/** connectCost times new connections to the last Service and to the pod, in turns, and gives both p50s. */
-async function connectCost(target: Addr, size: ScaleSizes): Promise<Pick<ScalePoint, 'connectAddedUs' | 'firstByteAddedUs' | 'connectP50Us' | 'podConnectP50Us'>> {
-  const h = { svc: [histogram(), histogram()], pod: [histogram(), histogram()] } as const;
+/** Probe is one target's new-connection timings: to the end of the handshake, and to the first byte's echo. */
+interface Probe {
+  connect: Histogram;
+  firstByte: Histogram;
+}
+const probe = (): Probe => ({ connect: histogram(), firstByte: histogram() });
+
+/** baseline times new connections to the pod with nothing of the mode in place; called before and after, into one probe. */
+async function baseline(into: Probe, size: ScaleSizes): Promise<void> {
+  await newConnections(POD, Math.ceil(size.connections / 2), into.connect, into.firstByte, performance.now() + size.limitMs);
+}
+
+/** measure times new connections to the last Service and to the pod, in turns, with the mode's rules in place. */
+async function measure(target: Addr, size: ScaleSizes): Promise<{ svc: Probe; pod: Probe }> {
+  const h = { svc: probe(), pod: probe() };
   const deadline = performance.now() + size.limitMs;
   const per = Math.ceil(size.connections / size.slices);
   for (let i = 0; i < size.slices; i++) {
-    for (const which of turnOrder(['svc', 'pod'] as const, 0, i)) {
-      const [connect, first] = h[which];
-      await newConnections(which === 'svc' ? target : POD, per, connect, first, deadline);
-    }
+    for (const which of turnOrder(['svc', 'pod'] as const, 0, i)) await newConnections(which === 'svc' ? target : POD, per, h[which].connect, h[which].firstByte, deadline);
   }
-  const [svcConnect, svcFirst] = h.svc.map(stats);
-  const [podConnect, podFirst] = h.pod.map(stats);
+  return h;
+}
+
+function point(mode: ProxyMode, services: number, applyMs: number, changes: number[], base: Probe, m: { svc: Probe; pod: Probe }): ScalePoint {
+  const p50 = (h: Histogram) => stats(h).p50;
+  const b = { connect: p50(base.connect), firstByte: p50(base.firstByte) };
   return {
-    connectAddedUs: svcConnect!.p50 - podConnect!.p50,
-    firstByteAddedUs: svcFirst!.p50 - podFirst!.p50,
-    connectP50Us: svcConnect!.p50,
-    podConnectP50Us: podConnect!.p50,
+    mode,
+    services,
+    applyMs,
+    changeMs: median(changes),
+    connectP50Us: p50(m.svc.connect),
+    firstByteP50Us: p50(m.svc.firstByte),
+    podConnectP50Us: p50(m.pod.connect),
+    baselineConnectP50Us: b.connect,
+    baselineFirstByteP50Us: b.firstByte,
+    connectAddedUs: p50(m.svc.connect) - b.connect,
+    firstByteAddedUs: p50(m.svc.firstByte) - b.firstByte,
   };
 }
 
@@ -102,12 +128,16 @@ async function connectCost(target: Addr, size: ScaleSizes): Promise<Pick<ScalePo
 async function kernelPoint(mode: 'nftables' | 'iptables', m: Manifests, size: ScaleSizes): Promise<ScalePoint> {
   const plane: KernelPlane = mode === 'nftables' ? new NftablesPlane(systemTool('nft')!) : new IptablesPlane(systemTool('iptables-restore')!, systemTool('iptables')!);
   const node = { ...nodeFor(m.plain, { nodeAddress: S.node, podCidr: S.podCidr, serviceCidr: S.serviceCidr }), masqueradeMark: MASQUERADE_MARK };
+  const base = probe();
+  await baseline(base, size);
   try {
     const applied = await plane.apply(m.plain, node);
     const changes: number[] = [];
     for (let i = 0; i < size.changes; i++) changes.push((await plane.apply(i % 2 === 0 ? m.changed : m.plain, node)).durationMs);
-    const cost = await connectCost(lastService(m.plain), size);
-    return { mode, services: m.count, applyMs: applied.durationMs, changeMs: median(changes), ...cost };
+    const measured = await measure(lastService(m.plain), size);
+    await plane.close();
+    await baseline(base, size);
+    return point(mode, m.count, applied.durationMs, changes, base, measured);
   } finally {
     await plane.close();
   }
@@ -131,6 +161,8 @@ async function userspacePoint(m: Manifests, size: ScaleSizes, logDir: string): P
     if (!allowed) return `userspace at ${m.count.toLocaleString('en-US')} Services skipped: its ${(m.count * 2).toLocaleString('en-US')} listeners and their connections need about ${nofile.toLocaleString('en-US')} descriptors, over this machine's hard limit of ${hard.toLocaleString('en-US')} (raising it needs CAP_SYS_RESOURCE)`;
     [cmd, args] = [prlimit, [`--nofile=${nofile}:${nofile}`, process.execPath, ...node]];
   }
+  const base = probe();
+  await baseline(base, size);
   const child = await startChild(`portlab (${m.count} Services)`, cmd, args, { stdoutFile: log, timeoutMs: 120_000 });
   try {
     const up = /listeners and \d+ stand-in pod\(s\) up in (\d+) ms/.exec(readFileSync(log, 'utf8'));
@@ -149,8 +181,10 @@ async function userspacePoint(m: Manifests, size: ScaleSizes, logDir: string): P
       const reloads = [...text.matchAll(/reload: .* in ([\d.]+) ms/g)];
       changes.push(Number(reloads.at(-1)![1]));
     }
-    const cost = await connectCost(lastService(m.plain), size);
-    return { mode: 'userspace', services: m.count, applyMs: Number(up[1]), changeMs: median(changes), ...cost };
+    const measured = await measure(lastService(m.plain), size);
+    await child.stop();
+    await baseline(base, size);
+    return point('userspace', m.count, Number(up[1]), changes, base, measured);
   } finally {
     await child.stop();
   }
@@ -165,6 +199,8 @@ function hardFdLimit(): number {
 /** measureControlPlane runs every mode at every count, smallest first, and reports progress through `tick`. */
 export async function measureControlPlane(modes: ProxyMode[], size: ScaleSizes, root: string, tick: (what: string) => void, notes: string[]): Promise<ScalePoint[]> {
   const points: ScalePoint[] = [];
+  // The first connections of a process are slow (JIT, caches): they go before any baseline is taken.
+  await baseline(probe(), size);
   for (const count of size.counts) {
     tick(`control plane: planning ${count.toLocaleString('en-US')} Services`);
     const m = await prepare(root, count);

@@ -63,7 +63,7 @@ export class IptablesPlane implements KernelPlane {
       masqueradeTarget: `SNAT --to-source ${node.ip}`,
     });
     const next = parse(text);
-    const lines: string[] = [];
+    let lines: string[] = [];
     let changed = 0;
     for (const [table, chains] of Object.entries(next)) {
       const before = this.applied[table] ?? new Map<string, string[]>();
@@ -74,7 +74,7 @@ export class IptablesPlane implements KernelPlane {
         if (this.started && SERVICE_CHAIN.test(chain) && before.get(chain)?.join('\n') === chainRules.join('\n')) continue;
         if (SERVICE_CHAIN.test(chain)) changed++;
         head.push(`:${chain} - [0:0]`);
-        rules.push(...chainRules);
+        for (const rule of chainRules) rules.push(rule);
       }
       const gone = [...before.keys()].filter((c) => !chains.has(c));
       for (const c of gone) head.push(`:${c} - [0:0]`);
@@ -82,7 +82,8 @@ export class IptablesPlane implements KernelPlane {
       changed += gone.length;
       // The first apply adds the jumps from the built-in chains in the same transaction, after the chains exist.
       const jumps = this.started ? [] : IptablesPlane.jumps(table, chains);
-      lines.push(`*${table}`, ...head, ...rules, ...jumps, 'COMMIT');
+      // Built as one array literal: a call with 100,000 spread arguments would overflow the stack.
+      lines = [...lines, `*${table}`, ...head, ...rules, ...jumps, 'COMMIT'];
     }
     const timeoutMs = applyTimeoutMs(lines.length);
     const result = await run(this.restore, ['-w', '5', '--noflush'], `${lines.join('\n')}\n`, timeoutMs);
@@ -127,13 +128,13 @@ export class IptablesPlane implements KernelPlane {
    * jumps to a PORTLAB- chain is deleted, then every PORTLAB- chain is emptied and deleted.
    */
   private async clear(): Promise<void> {
-    const lines: string[] = [];
+    let lines: string[] = [];
     for (const table of ['nat', 'filter']) {
       const saved = await run(this.iptables, ['-w', '5', '-t', table, '-S']);
       const chains = [...saved.stdout.matchAll(new RegExp(`^-N (${CHAIN_PREFIX}\\S+)`, 'gm'))].map((m) => m[1]!);
       const jumps = saved.stdout.split('\n').filter((l) => /^-A [A-Z]+ /.test(l) && !l.startsWith(`-A ${CHAIN_PREFIX}`) && l.includes(`-j ${CHAIN_PREFIX}`));
       if (chains.length === 0 && jumps.length === 0) continue;
-      lines.push(`*${table}`, ...chains.map((c) => `:${c} - [0:0]`), ...jumps.map((l) => `-D${l.slice(2)}`), ...chains.map((c) => `-X ${c}`), 'COMMIT');
+      lines = [...lines, `*${table}`, ...chains.map((c) => `:${c} - [0:0]`), ...jumps.map((l) => `-D${l.slice(2)}`), ...chains.map((c) => `-X ${c}`), 'COMMIT'];
     }
     if (lines.length > 0) await run(this.restore, ['-w', '5', '--noflush'], `${lines.join('\n')}\n`, applyTimeoutMs(lines.length));
   }

@@ -83,9 +83,9 @@ export class NftablesPlane implements KernelPlane {
     for (const [key, { text, block }] of next) {
       if (this.blocks.get(key)?.text === text && this.started) continue;
       changed++;
-      tx.push(...block.sets, ...block.chains);
+      for (const l of [...block.sets, ...block.chains]) tx.push(l);
       for (const c of block.chains) tx.push(`flush chain ${T} ${name(c)}`);
-      tx.push(...block.rules);
+      for (const l of block.rules) tx.push(l);
     }
     // Elements: what left goes, what changed is replaced, what came is added.
     for (const [key, line] of this.elements) {
