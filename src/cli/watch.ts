@@ -72,9 +72,12 @@ export function watchManifests(files: string[], onChange: () => Promise<void>): 
       setTimeout(retry, REWATCH_MS).unref();
     };
     w.on('error', rewatch);
-    // A deleted or replaced directory reports a rename: check that the same directory is still there.
-    w.on('change', (event) => {
+    // A deleted or replaced directory reports a rename under its own name (inotify's IN_DELETE_SELF): that watcher is
+    // dead even when a new directory of that name already stands there, often with the same inode number (ext4 reuses
+    // it at once). Any other rename: check that the same directory is still there.
+    w.on('change', (event, name) => {
       if (event !== 'rename') return;
+      if (String(name) === path.basename(dir)) return void w.emit('error', new Error('gone'));
       void stat(dir).then(
         (info) => {
           if (inode !== undefined && info.ino !== inode) w.emit('error', new Error('replaced'));
