@@ -4,7 +4,7 @@ import test from 'ava';
 import { runCli } from './helpers/cli.js';
 import { tempManifest } from './helpers/portlab.js';
 
-test('bench --quick reports every layer and metric with finite, positive values, plus hop costs and target ratios', async (t) => {
+test.serial('bench --quick reports every layer and metric with finite, positive values, plus hop costs and target ratios', async (t) => {
   const out = await tempManifest('', 'bench.json');
   const html = `${out.dir}/bench.html`;
   try {
@@ -46,4 +46,56 @@ test('bench --quick reports every layer and metric with finite, positive values,
   } finally {
     await out.cleanup();
   }
+});
+
+test.serial('bench --quick --proxy-mode userspace,nftables,iptables compares the modes in its own network namespace, with the control plane at each size', async (t) => {
+  const out = await tempManifest('', 'modes.json');
+  try {
+    const run = await runCli(['bench', '--quick', '--proxy-mode', 'userspace,nftables,iptables', '--json', out.file, '--html', `${out.dir}/modes.html`], undefined, 170_000);
+    t.is(run.code, 0, run.stderr);
+    const report = JSON.parse(await readFile(out.file, 'utf8')) as {
+      inNamespace: boolean;
+      targets: { id: string; metrics: Record<string, { median: number }> }[];
+      hops: { mode: string; layer: string }[];
+      scale: { mode: string; services: number; applyMs: number; changeMs: number; connectP50Us: number }[];
+      growth: { mode: string; ratio: number }[];
+      notes: string[];
+    };
+    const skipped = report.notes.filter((n) => n.startsWith('skipped'));
+    if (skipped.length > 0) {
+      if (process.env.CI) t.fail(`CI must run the kernel modes: ${skipped.join('; ')}`);
+      else t.log(skipped.join('; '));
+      return;
+    }
+    t.true(report.inNamespace);
+    for (const mode of ['userspace', 'nftables', 'iptables']) {
+      for (const layer of ['service', 'node']) {
+        const target = report.targets.find((x) => x.id === `${mode}-${layer}`);
+        for (const metric of ['tcp_rtt_p50_us', 'connect_p50_us', 'first_byte_p50_us', 'http_rps_c32', 'bulk_MBps']) {
+          const v = target?.metrics[metric]?.median;
+          t.true(typeof v === 'number' && Number.isFinite(v) && v > 0, `${mode}-${layer} ${metric}: ${v}`);
+        }
+        t.true(report.hops.some((h) => h.mode === mode && h.layer === layer));
+      }
+      const points = report.scale.filter((p) => p.mode === mode);
+      t.deepEqual(points.map((p) => p.services), [1, 200], mode);
+      for (const p of points) t.true(p.applyMs > 0 && p.changeMs > 0 && p.connectP50Us > 0, `${mode} at ${p.services}: ${JSON.stringify(p)}`);
+      t.true(report.growth.some((g) => g.mode === mode && Number.isFinite(g.ratio)));
+    }
+    t.regex(run.stdout, /control plane: apply N Services/);
+    t.regex(await readFile(`${out.dir}/modes.html`, 'utf8'), /<svg[^>]*>.*<path d="M/s);
+  } finally {
+    await out.cleanup();
+  }
+});
+
+test('bench flags: --check refuses a --quick run and a mode comparison, which have no targets to meet', async (t) => {
+  for (const args of [['--check', '--quick'], ['--check', '--proxy-mode', 'userspace,nftables']]) {
+    const run = await runCli(['bench', ...args]);
+    t.is(run.code, 2, run.stderr);
+    t.regex(run.stderr, /--check/);
+  }
+  const bad = await runCli(['bench', '--quick', '--proxy-mode', 'userspace,ipvs']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--proxy-mode "ipvs": expected one of userspace, nftables, iptables/);
 });

@@ -165,7 +165,7 @@ async function userspacePoint(m: Manifests, size: ScaleSizes, logDir: string): P
   await baseline(base, size);
   const child = await startChild(`portlab (${m.count} Services)`, cmd, args, { stdoutFile: log, timeoutMs: 120_000 });
   try {
-    const up = /listeners and \d+ stand-in pod\(s\) up in (\d+) ms/.exec(readFileSync(log, 'utf8'));
+    const up = /listeners and \d+ stand-in pod\(s\) up in ([\d.]+) ms/.exec(readFileSync(log, 'utf8'));
     if (!up) throw new Error(`portlab did not say how long its sync took:\n${readFileSync(log, 'utf8').slice(0, 2000)}`);
     const changes: number[] = [];
     for (let i = 0; i < size.changes; i++) {

@@ -105,7 +105,7 @@ async function up(options: Options): Promise<number> {
   if (summary.kernel) {
     const where = summary.kernel.mode === 'nftables' ? 'table ip portlab' : 'chains PORTLAB-* of the nat and filter tables';
     out(`portlab: ${summary.podsStarted} stand-in pod(s) up; kernel: ${summary.kernel.mode} translates every Service address (kube-proxy's rules in ${where}, applied in ${summary.kernel.durationMs.toFixed(0)} ms); \`portlab rules --proxy-mode ${summary.kernel.mode}\` prints them`);
-  } else out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
+  } else out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(summary.durationMs < 10 ? 1 : 0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
   const kernel = summary.kernel !== undefined;
   for (const note of portlab.kernelNotes) err(`note: ${note}`);
   for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true, kernel })) out(line);
