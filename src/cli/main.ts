@@ -124,7 +124,7 @@ async function up(options: Options): Promise<number> {
     out(`hosts:   wrote ${state.services.filter((s) => s.clusterIP).length} name(s) to ${options.hostsFile}; removed on exit`);
   }
   const stopWatching = options.watch
-    ? watchManifests(options.files, async () => {
+    ? await watchManifests(options.files, async () => {
         const result = await portlab.reload();
         if (result.ok) {
           const s = result.summary;

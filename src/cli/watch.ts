@@ -1,5 +1,5 @@
 // watch.ts — --watch: watch the manifests' directories (editors save by rename), debounce, and call reload once.
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -7,8 +7,11 @@ const DEBOUNCE_MS = 150;
 /** REWATCH_MS is how often a vanished directory is looked for again. */
 const REWATCH_MS = 250;
 
-/** watchManifests calls onChange after edits settle; edits during a reload coalesce into one more reload. */
-export function watchManifests(files: string[], onChange: () => Promise<void>): () => void {
+/**
+ * watchManifests calls onChange after edits settle; edits during a reload coalesce into one more reload. It returns
+ * once every directory is watched, so an edit made after `ready:` is never missed.
+ */
+export async function watchManifests(files: string[], onChange: () => Promise<void>): Promise<() => void> {
   const watchers: FSWatcher[] = [];
   let timer: NodeJS.Timeout | undefined;
   let running = false;
@@ -43,7 +46,11 @@ export function watchManifests(files: string[], onChange: () => Promise<void>): 
     if (stopped) return;
     let w: FSWatcher;
     let inode: number | undefined;
-    void stat(dir).then((info) => (inode = info.ino), () => {});
+    try {
+      inode = statSync(dir).ino;
+    } catch {
+      // not there (yet): the watch below fails too, and is tried again
+    }
     try {
       w = watch(dir, (_event, name) => {
         if (matches(String(name))) schedule();
@@ -86,15 +93,13 @@ export function watchManifests(files: string[], onChange: () => Promise<void>): 
       );
     });
   };
-  void (async () => {
-    for (const f of files) {
-      if (f === '-') continue;
-      const isDir = (await stat(f).catch(() => undefined))?.isDirectory() ?? false;
-      const dir = isDir ? f : path.dirname(f);
-      const base = isDir ? undefined : path.basename(f);
-      watchDir(dir, (name) => (base === undefined ? /\.(ya?ml|json)$/.test(name) : name === base));
-    }
-  })();
+  for (const f of files) {
+    if (f === '-') continue;
+    const isDir = (await stat(f).catch(() => undefined))?.isDirectory() ?? false;
+    const dir = isDir ? f : path.dirname(f);
+    const base = isDir ? undefined : path.basename(f);
+    watchDir(dir, (name) => (base === undefined ? /\.(ya?ml|json)$/.test(name) : name === base));
+  }
   return () => {
     stopped = true;
     clearTimeout(timer);
