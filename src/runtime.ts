@@ -116,6 +116,8 @@ export class Portlab {
           state: () => portlab.proxier.state,
           pod: (name, action, restartAfterMs) => portlab.pod(name, action, restartAfterMs),
           nodeportHop: options.nodeportHop,
+          proxyMode: mode ?? 'userspace',
+          stats: () => portlab.observers.dashboardStats(),
           rules: (key, mode) => {
             const state = portlab.proxier.state;
             return state && servicePortRules(state, nodeFor(state, options), key, mode);

@@ -1,6 +1,6 @@
 // The kernel translates: --proxy-mode nftables and iptables, each in a network namespace the test creates, with the
 // real nft, iptables and conntrack. Traffic goes through kube-proxy's rules to portlab's stand-in pods.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { NODE_FLAGS } from '../src/cli/node-flags.js';
@@ -8,6 +8,8 @@ import { parseOptions } from '../src/cli/options.js';
 import { planFromFiles } from '../src/model/plan.js';
 import { jumpRules } from '../src/rules/iptables.js';
 import { getsScript, Netns, netnsSupport } from './helpers/netns.js';
+import { CHROMIUM, headless } from './helpers/chromium.js';
+import { runCli } from './helpers/cli.js';
 import { CLI, MY_APP, SEED, tempManifest, waitFor } from './helpers/portlab.js';
 
 const MODES = ['nftables', 'iptables'] as const;
@@ -94,6 +96,13 @@ for (const mode of MODES) {
       t.true(flow.pod.startsWith('my-app-'));
       const metrics = await ns.node<{ body: string }>(`const r = await fetch('http://127.0.0.1:10249/metrics'); process.stdout.write(JSON.stringify({ body: await r.text() }));`);
       t.regex(metrics.body, /portlab_downstream_cx_total\{service_port="default\/my-service:http\/TCP",layer="node"\} [1-9]/);
+      // The dashboard shows the kernel's mode, its DNAT, and counts the kernel's flows (a plain headless Chromium).
+      if (existsSync(CHROMIUM)) {
+        const dom = await headless(['--dump-dom', 'http://127.0.0.1:10249/'], (cmd, a) => ns.spawn(cmd, a));
+        t.regex(dom.stdout, new RegExp(`kernel: ${mode} · synced`), dom.stderr.slice(-1000));
+        t.regex(dom.stdout, /:8080\/TCP DNAT http/);
+        t.regex(dom.stdout, /data-testid="count-default\/my-service:http\/TCP">[1-9]/);
+      } else if (process.env.CI) t.fail(`no browser at ${CHROMIUM}`);
       // The rules' own counters: connections dispatched to the Service at each layer, and the one refused.
       const kernelMetric = (metric: string, labels: string) => new RegExp(`portlab_kernel_rule_${metric}_total\\{service_port="${labels.replace(/[/.]/g, '\\$&')}"\\} ([1-9]\\d*)`).exec(metrics.body)?.[1];
       t.truthy(kernelMetric('packets', 'default/my-service:http/TCP",layer="node",verdict="dnat'), 'nodePort connections counted');
@@ -233,4 +242,10 @@ test('without CAP_NET_ADMIN a kernel mode fails at once, with exit 3 and how to 
   } finally {
     ns.close();
   }
+});
+
+test('--port-offset is refused in a kernel mode, whose rules send packets to the declared ports', async (t) => {
+  const r = await runCli(['up', '-f', SEED, '--proxy-mode', 'nftables', '--port-offset', '8000']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /--port-offset is for --proxy-mode userspace/);
 });

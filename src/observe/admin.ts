@@ -1,6 +1,7 @@
 // admin.ts — the admin listener (kube-proxy's 127.0.0.1:10249): /metrics, /healthz, /livez, the dashboard and its feed.
 // It answers only requests that name it (no DNS rebinding), changes state only for requests a web page cannot forge,
 // and gives each dashboard feed bounded memory. docs/security.md says what it exposes.
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -15,6 +16,8 @@ export interface AdminHooks {
   state(): DesiredState | undefined;
   pod(name: string, action: PodAction, restartAfterMs?: number): Promise<boolean>;
   nodeportHop: string;
+  /** proxyMode is who translates: userspace, or the kernel with nftables or iptables rules. */
+  proxyMode: string;
   /** stats are the process's own counters per Service port, for a dashboard opened late. */
   stats?(): unknown;
   /** rules are kube-proxy's rules for one Service port, for the dashboard's Service box. */
@@ -28,6 +31,18 @@ const DASHBOARD_URL = new URL('./dashboard.html', import.meta.url);
 export const MAX_FEED_CLIENTS = 32;
 /** FEED_BUFFER_BYTES is what a feed may hold unsent; past it, events are dropped for that client and counted. */
 export const FEED_BUFFER_BYTES = 256 * 1024;
+/** FEED_HISTORY is how many recent events a reconnecting feed can catch up on (by Last-Event-ID). */
+const FEED_HISTORY = 512;
+/**
+ * FEED_IDLE_MS ends a page's feed (`/events?idle=1`) after this long without events; the page reconnects after
+ * FEED_RETRY_MS and catches up from the history. A browser that waits for the network to go quiet, as headless
+ * Chromium's --virtual-time-budget does, then sees it go quiet.
+ */
+const FEED_IDLE_MS = 1500;
+const FEED_RETRY_MS = 1000;
+/** FEED_GRACE_MS keeps recording after the last feed closed, so a reconnecting page misses nothing. */
+const FEED_GRACE_MS = 10_000;
+
 /** CLIENT_HEADER is the header a state-changing request must carry: a cross-origin form cannot send it. */
 export const CLIENT_HEADER = 'x-portlab-client';
 
@@ -37,6 +52,14 @@ export class AdminServer {
   private readonly sockets: Set<net.Socket>;
   private dashboard?: string;
   private feeds = 0;
+  /** history holds the last FEED_HISTORY events, as written, with their ids; recorded while a feed is or was just open. */
+  private readonly history: { id: number; text: string }[] = [];
+  private lastId = 0;
+  private readonly events = new EventEmitter();
+  private recording = false;
+  private stopRecording?: NodeJS.Timeout;
+  private readonly onFlowEvent = (r: FlowRecord) => this.record('flow', JSON.stringify(r));
+  private readonly onTopologyEvent = () => this.record('topology', '{}');
 
   constructor(
     private readonly observers: Observers,
@@ -50,6 +73,7 @@ export class AdminServer {
       });
     });
     this.sockets = trackSockets(this.server);
+    this.events.setMaxListeners(MAX_FEED_CLIENTS + 1);
   }
 
   /**
@@ -103,7 +127,7 @@ export class AdminServer {
       return;
     }
     if (pathname === '/api/topology') {
-      json(res, 200, { nodeportHop: this.hooks.nodeportHop, state: this.hooks.state() ?? null, health: this.health.json(), stats: this.hooks.stats?.() ?? null });
+      json(res, 200, { nodeportHop: this.hooks.nodeportHop, proxyMode: this.hooks.proxyMode, state: this.hooks.state() ?? null, health: this.health.json(), stats: this.hooks.stats?.() ?? null });
       return;
     }
     if (pathname === '/api/stats') {
@@ -137,7 +161,7 @@ export class AdminServer {
       return;
     }
     if (pathname === '/events') {
-      this.stream(req, res);
+      this.stream(req, res, url.searchParams.get('idle') === '1');
       return;
     }
     if (pathname === '/' || pathname === '/index.html') {
@@ -154,22 +178,60 @@ export class AdminServer {
     plain(res, 404, 'not found: try /, /metrics, /healthz, /livez, /api/topology, /api/stats, /events\n');
   }
 
+  private record(event: string, data: string): void {
+    const id = ++this.lastId;
+    const text = `id: ${id}\nevent: ${event}\ndata: ${data}\n\n`;
+    this.history.push({ id, text });
+    if (this.history.length > FEED_HISTORY) this.history.shift();
+    this.events.emit('event', text);
+  }
+
+  /** The observers' feed is read only while a dashboard is (or was just) open: otherwise a flow builds no record. */
+  private startRecording(): void {
+    clearTimeout(this.stopRecording);
+    if (this.recording) return;
+    this.recording = true;
+    this.observers.feed.on('flow', this.onFlowEvent);
+    this.observers.feed.on('topology', this.onTopologyEvent);
+  }
+
+  private feedClosed(): void {
+    if (--this.feeds > 0) return;
+    clearTimeout(this.stopRecording);
+    this.stopRecording = setTimeout(() => {
+      this.recording = false;
+      this.observers.feed.off('flow', this.onFlowEvent);
+      this.observers.feed.off('topology', this.onTopologyEvent);
+    }, FEED_GRACE_MS);
+    this.stopRecording.unref();
+  }
+
   /**
-   * stream sends each finished flow as a Server-Sent Event, and 'topology' after each sync. A client that does not
-   * read keeps at most FEED_BUFFER_BYTES unsent: later events are dropped for it, and a 'dropped' event says how many
-   * once it catches up. The number of feeds is capped.
+   * stream sends each finished flow as a Server-Sent Event with an id, and 'topology' after each sync. A client that
+   * reconnects with Last-Event-ID gets what it missed (or a 'topology' event to reload, when that is gone from the
+   * history). A client that does not read keeps at most FEED_BUFFER_BYTES unsent: later events are dropped for it,
+   * and a 'dropped' event says how many once it catches up. The number of feeds is capped.
    */
-  private stream(req: http.IncomingMessage, res: http.ServerResponse): void {
+  private stream(req: http.IncomingMessage, res: http.ServerResponse, idle: boolean): void {
     if (this.feeds >= MAX_FEED_CLIENTS) {
       res.setHeader('retry-after', '5');
       plain(res, 503, `503 Service Unavailable: ${MAX_FEED_CLIENTS} dashboard feeds are open already\n`);
       return;
     }
     this.feeds++;
+    this.startRecording();
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    res.write(': portlab live feed\n\n');
+    // The id marks where this client starts: its reconnect names it, and catches up on everything after it.
+    res.write(`: portlab live feed\nretry: ${FEED_RETRY_MS}\nid: ${this.lastId}\n\n`);
     let dropped = 0;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdle = () => {
+      if (!idle) return;
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => res.end(), FEED_IDLE_MS);
+    };
     const send = (text: string) => {
+      if (res.writableEnded) return; // ended for idleness: the reconnect catches up from the history
       if (res.writableLength > FEED_BUFFER_BYTES) {
         dropped++;
         this.observers.metrics.feedDropped++;
@@ -180,17 +242,23 @@ export class AdminServer {
         dropped = 0;
       }
       res.write(text);
+      armIdle();
     };
-    const onFlow = (r: FlowRecord) => send(`event: flow\ndata: ${JSON.stringify(r)}\n\n`);
-    const onTopology = () => send('event: topology\ndata: {}\n\n');
-    this.observers.feed.on('flow', onFlow);
-    this.observers.feed.on('topology', onTopology);
+    const header = req.headers['last-event-id'];
+    const last = header === undefined || header === '' ? NaN : Number(header);
+    if (Number.isInteger(last) && last >= 0) {
+      const first = this.history[0]?.id ?? this.lastId + 1;
+      if (first > last + 1) send('event: topology\ndata: {}\n\n');
+      for (const e of this.history) if (e.id > last) send(e.text);
+    }
+    armIdle();
+    this.events.on('event', send);
     const ping = setInterval(() => send(': ping\n\n'), 15_000);
-    req.socket.once('close', () => {
-      this.feeds--;
+    res.once('close', () => {
+      clearTimeout(idleTimer);
       clearInterval(ping);
-      this.observers.feed.off('flow', onFlow);
-      this.observers.feed.off('topology', onTopology);
+      this.events.off('event', send);
+      this.feedClosed();
     });
   }
 
