@@ -5,7 +5,7 @@ export const ErrorCodes = {
   PORTLAB_USAGE: { exit: 2, fix: 'Run `portlab --help` for the commands and flags.' },
   PORTLAB_MANIFEST_INVALID: { exit: 1, fix: 'Fix the fields named above; `portlab validate -f FILE` checks without starting anything.' },
   PORTLAB_MANIFEST_UNREADABLE: { exit: 1, fix: 'Check the path given to -f; it must be a file, a directory of .yaml/.yml/.json files, or - for stdin.' },
-  PORTLAB_LISTEN_IN_USE: { exit: 3, fix: 'Stop the process that holds the port (`ss -ltnp` shows it), or move portlab with --node-address, --service-cidr or --pod-cidr.' },
+  PORTLAB_LISTEN_IN_USE: { exit: 3, fix: 'Stop the process that holds the port (`ss -ltnp` shows it), or move portlab with --node-address, --service-cidr or --pod-cidr (for [::1], --node-address-v6 off).' },
   PORTLAB_LISTEN_PRIVILEGED: { exit: 3, fix: 'Ports below 1024 need root. Serve them at port + N with --port-offset N (80 → 8080 with --port-offset 8000), or run with sudo, or lower net.ipv4.ip_unprivileged_port_start.' },
   PORTLAB_LISTEN_ADDRESS_UNAVAILABLE: { exit: 3, fix: 'The address is not on this machine. On macOS only 127.0.0.1 works without aliases: use --addresses shared.' },
   PORTLAB_LISTEN_FAILED: { exit: 3, fix: 'See the system error above.' },

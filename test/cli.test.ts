@@ -89,7 +89,7 @@ test('exit codes: 2 for a usage error, 1 for an invalid manifest, 0 for validate
 });
 
 test('stdin: `-f -` reads the manifest from standard input', async (t) => {
-  const result = await runCli(['routes', '-f', '-'], `apiVersion: v1
+  const result = await runCli(['routes', '-f', '-', '--node-address-v6', 'off'], `apiVersion: v1
 kind: Service
 metadata: {name: from-stdin}
 spec:
@@ -204,7 +204,7 @@ test("portlab's Node flags are the same in the CLI's shebang, `npm start` and th
 test('SIGTERM to `npm start` reaches portlab: it drains and exits, and is not left running without its parent', async (t) => {
   // npm passes the signal to the script's shell; `exec` makes that shell portlab itself. Without it the shell died and
   // portlab kept running, orphaned. --ignore-scripts skips the prestart build: the tests run on the built dist.
-  const r = range(129);
+  const r = range(102);
   const npm = spawn('npm', ['start', '--ignore-scripts', '--', ...r.args, '--drain-timeout', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   npm.stdout.on('data', (d) => (output += d));
@@ -254,4 +254,36 @@ test('two SIGTERMs at once (as timeout(1) sends them, to the PID and its group) 
   cli.child.kill('SIGTERM');
   cli.child.kill('SIGTERM');
   t.is(await exited, 0, cli.errors());
+});
+
+test('`npx portlab`, the README\'s way to run it on your own manifests, runs portlab with its Node flags', async (t) => {
+  const r = range(103);
+  const npx = spawn('npx', ['--no-install', 'portlab', 'up', '-f', SEED, ...r.args, '--drain-timeout', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  npx.stdout.on('data', (d) => (output += d));
+  npx.stderr.on('data', (d) => (output += d));
+  const exited = new Promise<void>((resolve) => npx.once('exit', () => resolve()));
+  const started: number[] = [];
+  try {
+    await waitFor(() => output.includes('ready:'), '`npx portlab` to print ready', 30_000);
+    // npx runs the bin through a shell or directly, depending on npm's version: look at every descendant.
+    const all: number[] = [];
+    const walk = (pid: number) => {
+      for (const c of childrenOf(pid)) {
+        all.push(c);
+        walk(c);
+      }
+    };
+    walk(npx.pid!);
+    started.push(...all);
+    const portlab = all.find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.endsWith('main.js') || a.endsWith('/portlab')));
+    t.truthy(portlab, output);
+    const argv = readFileSync(`/proc/${portlab}/cmdline`, 'utf8').split('\0');
+    for (const flag of NODE_FLAGS) t.true(argv.includes(flag), argv.join(' '));
+    process.kill(portlab!, 'SIGTERM');
+    await exited;
+  } finally {
+    if (npx.exitCode === null && npx.signalCode === null) npx.kill('SIGKILL');
+    for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
 });

@@ -1,10 +1,13 @@
 // L7 through http-proxy: intact bodies, original client, per-request balancing, every failure answered, hardening.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import test from 'ava';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
+import { parseOptions } from '../src/cli/options.js';
 import { selectorless, tcpBackend } from './helpers/backends.js';
+import { runCli } from './helpers/cli.js';
 import { MY_APP, SEED, exchange, range, sha256, startPortlab, statusLine, tempManifest, waitFor, type Range, type Running } from './helpers/portlab.js';
 
 const MiB = 1024 * 1024;
@@ -33,14 +36,14 @@ async function podCounter(run: Running, name: string): Promise<number> {
  * withOwnPod serves `handler` as the only endpoint (r.backend(1):5000) of a selector-less Service with port 8080 and
  * nodePort 30000, runs fn against portlab, and closes portlab, the pod and the manifest after.
  */
-async function withOwnPod(n: number, name: string, handler: http.RequestListener, fn: (r: Range) => Promise<void>, extra: string[] = []): Promise<void> {
+async function withOwnPod(n: number, name: string, handler: http.RequestListener, fn: (r: Range, run: Running) => Promise<void>, extra: string[] = []): Promise<void> {
   const r = range(n);
   const pod = http.createServer(handler);
   await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
   const m = await tempManifest(selectorless(name, [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend(1)]));
   const run = await startPortlab(r, [m.file], extra);
   try {
-    await fn(r);
+    await fn(r, run);
   } finally {
     await run.close();
     pod.closeAllConnections();
@@ -402,4 +405,210 @@ test('malformed and smuggling requests are answered at the first hop and never r
     t.true(slow.startsWith('HTTP/1.1 408'), `slowloris: ${slow}`);
     t.is(await podCounter(run, 'standin_http_requests_total'), before, 'no malformed request reached a pod');
   }, ['--headers-timeout', '1s']);
+});
+
+/** run_ runs a real tool without blocking portlab, which runs in this process; undefined when it is not installed. */
+function run_(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string } | undefined> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => resolve((err as NodeJS.ErrnoException | null)?.code === 'ENOENT' ? undefined : { stdout, stderr }));
+  });
+}
+
+/** readResponses reads HTTP/1.1 responses from a raw socket until `count` whole ones (by Content-Length) arrived. */
+function readResponses(s: import('node:net').Socket, count: number): Promise<{ status: number; body: string }[]> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const done: { status: number; body: string }[] = [];
+    s.on('data', (d) => {
+      buf += d;
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = Number(/content-length: (\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        done.push({ status: Number(buf.slice(9, 12)), body: buf.slice(end + 4, end + 4 + length) });
+        buf = buf.slice(end + 4 + length);
+        if (done.length === count) return resolve(done);
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => reject(new Error(`closed after ${done.length} of ${count} responses: ${buf.slice(0, 300)}`)));
+  });
+}
+
+test('Upgrade: h2c (Java HttpClient, curl --http2) is declined: served as HTTP/1.1 with its body, the connection kept, and logged', async (t) => {
+  const seen: { url?: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
+  const pod: http.RequestListener = (req, res) => {
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      seen.push({ url: req.url, headers: req.headers, body });
+      res.end(`${req.method} ${req.url} ${body.length}`);
+    });
+  };
+  await withOwnPod(197, 'h2c', pod, async (r, run) => {
+    // What Java's HttpClient sends on an http:// URL, then a POST whose body comes in the same packet as its headers,
+    // then a plain request on the same connection: all three are answered, in order.
+    const s = (await import('node:net')).connect({ host: r.node, port: 30000 });
+    const answers = readResponses(s, 3);
+    // Pipelined in one write: the second upgrade arrives while the first answer is still on its way.
+    s.write(
+      'GET /java HTTP/1.1\r\nConnection: Upgrade, HTTP2-Settings\r\nContent-Length: 0\r\nHost: x\r\nHTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\nUpgrade: h2c\r\nUser-Agent: Java-http-client/17\r\n\r\n' +
+        'POST /upload HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 11\r\n\r\nhello world' +
+        'GET /plain HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
+    const all = await answers;
+    s.destroy();
+    t.deepEqual(all.map((a) => [a.status, a.body]), [[200, 'GET /java 0'], [200, 'POST /upload 11'], [200, 'GET /plain 0']]);
+    t.is(seen[1]!.body, 'hello world');
+    for (const req of seen) {
+      t.is(req.headers.upgrade, undefined, req.url);
+      t.is(req.headers['http2-settings'], undefined, req.url);
+      t.notRegex(String(req.headers.connection), /upgrade/i, req.url);
+    }
+    t.is(seen[0]!.headers['user-agent'], 'Java-http-client/17');
+    await waitFor(() => run.records.length >= 3, 'three log records');
+    const notes = run.records.map((x) => [x.path, x.status, x.note]);
+    t.deepEqual(notes.slice(0, 3), [
+      ['/java', 200, 'Upgrade: h2c declined, served as HTTP/1.1'],
+      ['/upload', 200, 'Upgrade: h2c declined, served as HTTP/1.1'],
+      ['/plain', 200, undefined],
+    ]);
+
+    // The real tool, where it is installed.
+    const curl = await run_('curl', ['-s', '--http2', '-o', '-', '-w', ' %{http_code} %{http_version}', `http://${r.node}:30000/curl`]);
+    if (curl === undefined) t.log('curl is not installed: its case is left to the raw request above');
+    else t.is(curl.stdout, 'GET /curl 0 200 1.1');
+  });
+});
+
+test('HTTP/2 with prior knowledge on an L7 port gets a GOAWAY that says how to serve it; a port named grpc carries HTTP/2 at L4', async (t) => {
+  const r = range(198);
+  const http2 = await import('node:http2');
+  // The pod speaks HTTP/2 only (as a gRPC server does), on one port behind an L7 `http` port and an L4 `grpc` port.
+  const pod = http2.createServer((req, res) => res.end(`h2 ${req.url}`));
+  await new Promise<void>((resolve) => pod.listen(5000, r.backend(1), resolve));
+  const m = await tempManifest(
+    selectorless('h2', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }, { name: 'grpc', port: 8081, targetPort: 5000, nodePort: 30001 }], [r.backend(1)]),
+  );
+  const run = await startPortlab(r, [m.file]);
+  const ask = (port: number) =>
+    new Promise<{ body?: string; goaway?: { code: number; debug: string } }>((resolve) => {
+      const session = http2.connect(`http://${r.node}:${port}`);
+      let goaway: { code: number; debug: string } | undefined;
+      session.on('goaway', (code, _last, data) => (goaway = { code, debug: data?.toString() ?? '' }));
+      session.on('error', () => {});
+      const req = session.request({ ':path': '/x' });
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        session.close();
+        resolve({ body });
+      });
+      req.on('error', () => {
+        session.destroy();
+        resolve({ goaway });
+      });
+      session.on('close', () => resolve({ goaway }));
+    });
+  try {
+    const refused = await ask(30000);
+    t.is(refused.goaway?.code, http2.constants.NGHTTP2_HTTP_1_1_REQUIRED);
+    t.regex(refused.goaway?.debug ?? '', /name the port grpc or h2c, or set appProtocol: kubernetes\.io\/h2c/);
+    await waitFor(() => run.records.some((x) => x.method === 'PRI'), 'the refused preface logged');
+    const logged = run.records.find((x) => x.method === 'PRI')!;
+    t.true((logged.bytesIn ?? 0) >= 24, `the preface's bytes are counted: ${logged.bytesIn}`);
+    t.true((logged.bytesOut ?? 0) > 0);
+    t.is(logged.hops[0]?.listen, `${r.node}:30000`);
+    t.regex(logged.error ?? '', /HTTP\/2 preface on an HTTP\/1\.1 port/);
+    t.is((await ask(30001)).body, 'h2 /x');
+    t.true(run.portlab.proxier.state!.notes.some((n) => /port "grpc" says HTTP\/2 \(gRPC, h2c\): it is served at L4/.test(n)));
+    // curl with prior knowledge, where it is installed: it is told, and fails rather than hanging.
+    const curl = await run_('curl', ['-sv', '--http2-prior-knowledge', `http://${r.node}:30000/`]);
+    if (curl === undefined) t.log('curl is not installed');
+    else t.regex(curl.stderr, /GOAWAY, error=13/);
+  } finally {
+    await run.close();
+    await new Promise<void>((resolve) => pod.close(() => resolve()));
+    await m.cleanup();
+  }
+});
+
+test('IPv6: with --node-address-v6 ::1 every nodePort answers on [::1] too (L7, L4, UDP), and logs and hints bracket it', async (t) => {
+  const os = await import('node:os');
+  const hasV6 = Object.values(os.networkInterfaces()).some((a) => a?.some((x) => x.address === '::1'));
+  if (!hasV6) {
+    if (process.env.CI) t.fail('CI must have ::1 on its loopback');
+    else t.log('this host has no ::1: nothing to test');
+    return;
+  }
+  const r = range(199);
+  const m = await tempManifest(`apiVersion: v1
+kind: Service
+metadata: {name: six}
+spec:
+  type: NodePort
+  selector: {app: six}
+  ports:
+    - {name: http, port: 80, targetPort: 8080, nodePort: 32199}
+    - {name: tcp, port: 81, targetPort: 8081, nodePort: 32198}
+    - {name: echo, port: 53, targetPort: 5353, protocol: UDP, nodePort: 32197}
+`);
+  const run = await startPortlab(r, [m.file], ['--node-address-v6', '::1']);
+  try {
+    for (const port of [32199, 32198]) {
+      const res = await request(`http://[::1]:${port}/v6`);
+      t.is(res.statusCode, 200, String(port));
+      const body = (await res.body.json()) as { path: string; headers: Record<string, string> };
+      t.is(body.path, '/v6');
+      if (port === 32199) t.is(body.headers['x-forwarded-for'], '::1');
+    }
+    const dgram = await import('node:dgram');
+    const sock = dgram.createSocket('udp6');
+    const echoed = new Promise<string>((resolve) => sock.once('message', (msg) => resolve(String(msg))));
+    sock.send('ping6', 32197, '::1');
+    t.regex(await echoed, /ping6/);
+    sock.close();
+    await waitFor(() => run.records.some((x) => x.hops[0]?.listen === '[::1]:32199'), 'the IPv6 request logged');
+    const l7 = run.records.find((x) => x.hops[0]?.listen === '[::1]:32199')!;
+    t.regex(l7.client, /^\[::1\]:\d+$/);
+    t.is(l7.hops[1]?.layer, 'service');
+    const table = await runCli(['routes', '-f', m.file, ...r.args, '--node-address-v6', '::1']);
+    t.regex(table.stdout, /six\/http {2}L7 {2}node \{127\.199\.0\.1:32199, \[::1\]:32199\}/);
+    // Off unless asked for beside a node address other than 127.0.0.1; never in a kernel mode.
+    t.is(parseOptions(['up', '-f', m.file, ...r.args]).nodeAddress6, undefined);
+    t.is(parseOptions(['up', '-f', m.file]).nodeAddress6, '::1');
+    t.is(parseOptions(['up', '-f', m.file, '--node-address-v6', 'off']).nodeAddress6, undefined);
+    t.is(parseOptions(['up', '-f', m.file, '--proxy-mode', 'nftables']).nodeAddress6, undefined);
+    t.throws(() => parseOptions(['up', '-f', m.file, '--node-address-v6', '127.0.0.1']), { message: /--node-address-v6 "127.0.0.1": expected an IPv6 address/ });
+    t.throws(() => parseOptions(['up', '-f', m.file, '--node-address-v6', '::1', '--proxy-mode', 'iptables']), { message: /--node-address-v6 is for --proxy-mode userspace/ });
+  } finally {
+    await run.close();
+    await m.cleanup();
+  }
+});
+
+test('response headers reach the client when the pod sends them, before any body byte (an EventSource opens at once)', async (t) => {
+  // Each request's body waits for the test to release it.
+  const releases: (() => void)[] = [];
+  const pod: http.RequestListener = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    releases.push(() => res.end('data: first\n\n'));
+  };
+  await withOwnPod(104, 'sse', pod, async (r) => {
+    for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
+      // The pod sends no body byte until the headers have reached the client: if portlab held them back, this waits.
+      const res = await Promise.race([
+        request(`${base}/events`),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${base}: no headers while the body has not begun`)), 15_000).unref()),
+      ]);
+      t.is(res.statusCode, 200, base);
+      t.is(res.headers['content-type'], 'text/event-stream');
+      releases.shift()!();
+      t.is(await res.body.text(), 'data: first\n\n');
+    }
+  });
 });

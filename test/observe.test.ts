@@ -115,6 +115,9 @@ test('JSON log lines written straight from a flow equal JSON.stringify of its re
   Object.assign(request, { pod: '127.244.0.1:5000', podName: 'b-1', node: 'node-1', status: 200, method: 'GET', path: '/q?"x"=\\y&z=\u00e9\u2028\t\u0001\ud800', bytesIn: 10, bytesOut: 20 });
   request.error = 'upstream "quoted" failure';
   flows.push(request);
+  const declined = newFlow({ servicePort: 'ns/b:web', protocol: 'TCP', mode: 'http', clientAddress: '127.0.0.1', clientPort: 2 });
+  declined.note = 'Upgrade: h2c declined, served as HTTP/1.1';
+  flows.push(declined);
   const udp = newFlow({ servicePort: 'default/dns:dns', protocol: 'UDP', mode: 'udp', clientAddress: '127.0.0.2', clientPort: 53 });
   flows.push(udp);
   // Durations are printed from integer microseconds; they must read as JSON.stringify prints the rounded double.

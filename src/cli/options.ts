@@ -1,4 +1,6 @@
 // options.ts — the command line: commands, flags and their defaults, parsed with node:util parseArgs (no dependency).
+import net from 'node:net';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { PortlabError } from '../errors.js';
 import { parseCidr, parseServiceCidrs } from '../model/addresses.js';
@@ -42,6 +44,7 @@ export interface Options extends PlanOptions, Omit<ProxierOptions, 'checkClaimsE
 const flags = {
   file: { type: 'string', short: 'f', multiple: true },
   'node-address': { type: 'string', default: '127.0.0.1' },
+  'node-address-v6': { type: 'string', default: 'auto' },
   nodes: { type: 'string', default: '1' },
   'node-cidr': { type: 'string', default: '127.0.1.0/24' },
   'service-cidr': { type: 'string', default: '127.10.0.0/16' },
@@ -112,6 +115,8 @@ Usage:
 
 Addresses (Linux: all of 127.0.0.0/8 is loopback):
   --node-address IP        node IP for nodePorts (127.0.0.1)
+  --node-address-v6 IP|off the node's IPv6 address: nodePorts answer there too. auto (default): ::1 when
+                           --node-address is 127.0.0.1 and the host has ::1; off otherwise
   --nodes N                emulate N nodes; node i listens at 127.0.1.i (1)
   --node-cidr CIDR         where nodes live when N > 1 (127.0.1.0/24)
   --service-cidr CIDR[,CIDR6]  cluster IPs (127.10.0.0/16); an IPv6 block after a comma makes the cluster
@@ -205,6 +210,28 @@ function ipv4(flag: string, v: string): string {
   return v;
 }
 
+/**
+ * nodeAddress6 is --node-address-v6: an IPv6 address, off, or auto. A dual-stack node's nodePorts answer on both
+ * families; on loopback that is ::1 beside 127.0.0.1. auto takes ::1 only beside the default node address, so
+ * portlabs on other node addresses (the tests, a second run) never contend for [::1]:nodePort.
+ */
+function nodeAddress6(v: string, nodeAddress: string, mode: string | undefined): string | undefined {
+  if (v === 'off') return undefined;
+  // portlab's kernel rules are kube-proxy's IPv4 table (ip portlab, iptables): nothing would translate [::1].
+  if (mode === 'nftables' || mode === 'iptables') {
+    if (v === 'auto') return undefined;
+    throw usage(`--node-address-v6 is for --proxy-mode userspace: in --proxy-mode ${mode} portlab programs IPv4 rules only; drop --node-address-v6`);
+  }
+  if (v === 'auto') return nodeAddress === '127.0.0.1' && hasLoopback6() ? '::1' : undefined;
+  if (!net.isIPv6(v)) throw usage(`--node-address-v6 ${JSON.stringify(v)}: expected an IPv6 address such as ::1, auto, or off`);
+  return v;
+}
+
+/** hasLoopback6: the host has ::1 (IPv6 can be disabled, and a new network namespace may lack it). */
+function hasLoopback6(): boolean {
+  return Object.values(os.networkInterfaces()).some((addrs) => addrs?.some((a) => a.family === 'IPv6' && a.address === '::1'));
+}
+
 /** parseOptions reads argv (without node and script). A bad flag throws PORTLAB_USAGE (exit 2). */
 export function parseOptions(argv: string[]): Options {
   let parsed;
@@ -239,6 +266,7 @@ export function parseOptions(argv: string[]): Options {
     command,
     files,
     nodeAddress: ipv4('node-address', v['node-address']),
+    nodeAddress6: nodeAddress6(v['node-address-v6'], v['node-address'], v['proxy-mode']),
     nodes: positiveInt('nodes', v.nodes, 1, 254),
     nodeCidr: cidr('node-cidr', v['node-cidr']),
     serviceCidr: serviceCidr(v['service-cidr']),

@@ -1,5 +1,5 @@
 // routes-table.ts — the translation table people read: one line per port, then a command to try each layer.
-import { servedPort, type DesiredState, type ServicePortState, type ServiceState } from '../model/desired-state.js';
+import { hostPort, servedPort, type DesiredState, type ServicePortState, type ServiceState } from '../model/desired-state.js';
 import { iptPortProtoHash, nftServiceBase } from '../rules/names.js';
 
 /** kubeProxyChains names the chains kube-proxy gives a Service port: `portlab rules` prints them. */
@@ -9,10 +9,6 @@ export function kubeProxyChains(svc: ServiceState, sp: ServicePortState): { nfta
   return { nftables: `service-${nftServiceBase(spn, protocol)}`, iptables: `KUBE-SVC-${iptPortProtoHash(spn, protocol)}` };
 }
 
-/** hostPort writes address:port as a URL or a log does: IPv6 in brackets. */
-export function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 // Port names and appProtocols that say which client fits (IANA service names, and Kubernetes' appProtocol values).
 const HTTP_NAMES = /^(http|http-.*|web|metrics|prometheus)$/;
@@ -41,6 +37,12 @@ export function tryCommand(sp: ServicePortState, address: string, port: number):
 }
 
 /** served writes a served port, saying the declared one when --port-offset moved it: `8080 (port 80)`. */
+/** nodeAddresses are where nodePorts answer: every node's address, and the first node's IPv6 address when it has one. */
+function nodeAddresses(state: DesiredState): string[] {
+  return state.nodes.flatMap((n) => (n.address6 ? [n.address, n.address6] : [n.address]));
+}
+const bracket = (a: string) => (a.includes(':') ? `[${a}]` : a);
+
 function served(port: number, offset: number, field: string): string {
   const at = servedPort(port, offset);
   return at === port ? String(port) : `${at} (${field} ${port})`;
@@ -84,7 +86,7 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
         continue;
       }
       if (sp.nodePort !== undefined) {
-        const nodes = state.nodes.map((n) => `${n.address}:${served(sp.nodePort!, offset, 'nodePort')}`);
+        const nodes = nodeAddresses(state).map((a) => `${bracket(a)}:${served(sp.nodePort!, offset, 'nodePort')}`);
         parts.push(`node ${nodes.length === 1 ? nodes[0] : `{${nodes.join(', ')}}`}`);
         if (opts.nodeportHop === 'direct' && !opts.kernel) parts.push('(direct)');
       }
@@ -104,6 +106,8 @@ export function routeLines(state: DesiredState, opts: { nodeportHop: 'via-servic
       }
       if (opts.tryIt) {
         if (sp.nodePort !== undefined) out.push(`    node:    ${tryCommand(sp, state.nodes[0]!.address, servedPort(sp.nodePort, offset))}`);
+        const v6 = state.nodes[0]!.address6;
+        if (sp.nodePort !== undefined && v6) out.push(`    node v6: ${tryCommand(sp, v6, servedPort(sp.nodePort, offset))}`);
         if (svc.loadBalancerIP) out.push(`    lb:      ${tryCommand(sp, svc.loadBalancerIP, port)}`);
         out.push(`    service: ${tryCommand(sp, svc.clusterIP!, port)}`);
         if (eps[0]) out.push(`    pod:     ${tryCommand(sp, eps[0].ip, eps[0].port)}`);
@@ -139,7 +143,7 @@ export function routesJson(state: DesiredState, nodeportHop: string): unknown {
         nodePort: sp.nodePort,
         port: sp.port,
         targetPort: sp.targetPort,
-        node: sp.nodePort === undefined ? [] : state.nodes.map((n) => `${n.address}:${sp.nodePort}`),
+        node: sp.nodePort === undefined ? [] : nodeAddresses(state).map((a) => hostPort(a, sp.nodePort!)),
         service: svc.clusterIP ? `${svc.clusterIP}:${sp.port}` : undefined,
         endpoints: sp.endpoints,
         kubeProxyChains: kubeProxyChains(svc, sp),

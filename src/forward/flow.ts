@@ -45,6 +45,8 @@ export interface Flow {
   status?: number;
   method?: string;
   path?: string;
+  /** note says what portlab did that the client did not ask for, and is not an error (an upgrade it declined). */
+  note?: string;
   error?: string;
 }
 

@@ -43,6 +43,37 @@ function countBytes(socket: net.Socket, flow: Flow): void {
 const PEER = Symbol('portlab.peer');
 type Peered = net.Socket & { [PEER]?: Flow | null | undefined };
 
+// A connection handed back to Node's HTTP parser after a declined upgrade carries the protocol it asked for, until its
+// request is logged with a note. It was admitted and counted when it was accepted.
+const REPARSED = Symbol('portlab.reparsed');
+type Reparsed = net.Socket & { [REPARSED]?: string };
+
+/** DECLINED_HEADERS end with a declined upgrade: the upgrade itself, and HTTP/2's settings for it (RFC 7540 3.2). */
+const DECLINED_HEADERS = new Set(['upgrade', 'http2-settings']);
+
+/** isWebSocket: the Upgrade header names WebSocket, the one upgrade the L7 proxy relays. */
+const isWebSocket = (upgrade: string | undefined) => upgrade !== undefined && upgrade.split(',').some((p) => p.trim().toLowerCase() === 'websocket');
+
+/** HTTP2_HINT is what an HTTP/2 client on an L7 port is told, in its GOAWAY and in the log. */
+const HTTP2_HINT = 'this Service port is L7, which speaks HTTP/1.1; for HTTP/2 or gRPC name the port grpc or h2c, or set appProtocol: kubernetes.io/h2c, and portlab serves it at L4';
+
+/**
+ * goAway is what an HTTP/1.1-only server may answer to the HTTP/2 preface (RFC 9113 3.4, 6.8): its own empty SETTINGS,
+ * then GOAWAY with last stream 0, HTTP_1_1_REQUIRED, and the hint as debug data, which HTTP/2 clients show.
+ */
+function goAway(debug: string): Buffer {
+  const text = Buffer.from(debug);
+  const frame = Buffer.alloc(9 + 9 + 8 + text.length);
+  frame.writeUIntBE(0, 0, 3); // SETTINGS: length 0
+  frame[3] = 0x4;
+  frame.writeUIntBE(8 + text.length, 9, 3); // GOAWAY
+  frame[12] = 0x7;
+  frame.writeUInt32BE(0, 18); // last stream id
+  frame.writeUInt32BE(0xd, 22); // HTTP_1_1_REQUIRED
+  text.copy(frame, 26);
+  return frame;
+}
+
 function statusLine(status: number): string {
   return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`;
 }
@@ -67,6 +98,7 @@ export class HttpForwarder implements Forwarder {
     this.sockets = trackSockets(this.server);
     const admission = options.admission ?? {};
     this.server.on('connection', (socket: net.Socket) => {
+      if ((socket as Reparsed)[REPARSED] !== undefined) return; // back from a declined upgrade: admitted already
       // trackSockets has counted this one already.
       const admitted = admit(admission, this.sockets.size - 1);
       if (admitted !== 'ok') {
@@ -97,17 +129,72 @@ export class HttpForwarder implements Forwarder {
     const flow = this.newFlow(socket);
     flow.status = status;
     flow.error = why;
-    this.observer.request?.(flow, { layer: this.route.layer, listen: this.route.listen, durationMs: 0 }, true);
+    this.answeredHere(flow);
   }
 
   /** onClientError answers as Node's default does (400, 431, 408) and counts it; nothing reaches a pod. */
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const s = socket as net.Socket;
+    if (err.code === 'HPE_PAUSED_H2_UPGRADE') return this.refuseHttp2(s);
     if (err.code !== 'ECONNRESET' && s.writable && s.bytesWritten === 0) {
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? 413 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       this.refuse(s, status, err.code ?? 'bad request');
     }
     s.destroy();
+  }
+
+  /** refuseHttp2 answers a client that opened with the HTTP/2 preface in HTTP/2, which it can read, and logs what it sent. */
+  private refuseHttp2(socket: net.Socket): void {
+    const frames = goAway(HTTP2_HINT);
+    const flow = this.newFlow(socket);
+    flow.method = 'PRI';
+    flow.path = '*';
+    flow.error = `HTTP/2 preface on an HTTP/1.1 port: answered GOAWAY HTTP_1_1_REQUIRED (${HTTP2_HINT})`;
+    flow.bytesIn = socket.bytesRead;
+    flow.bytesOut = frames.length;
+    if (socket.writable && socket.bytesWritten === 0) socket.end(frames);
+    else socket.destroy();
+    this.answeredHere(flow);
+  }
+
+  /** answeredHere logs and counts a request this hop answered itself: the flow's route is this hop alone. */
+  private answeredHere(flow: Flow): void {
+    const hop = newHop(this.route.layer, this.route.listen);
+    hop.durationMs = 0;
+    flow.hops.push(hop);
+    this.observer.request?.(flow, hop, true);
+  }
+
+  /**
+   * declineUpgrade serves a request that asks to upgrade to anything but WebSocket (h2c, from Java's HttpClient or
+   * `curl --http2`) as the plain HTTP/1.1 request it also is, as nginx and Envoy do. Node hands every upgrade request
+   * to the 'upgrade' event with the parser detached, so the request goes back through a fresh parser, as written but
+   * without the upgrade and its Connection tokens, and from there the ordinary way.
+   */
+  private declineUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    // A response still going out on this connection (to a request pipelined before this one) belongs to the parser
+    // Node just let go: the request goes back only once the connection is idle, so the two never overlap.
+    const pending = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (pending) {
+      pending.once('close', () => setImmediate(() => socket.destroyed || this.declineUpgrade(req, socket, head)));
+      return;
+    }
+    const raw = req.rawHeaders;
+    let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toLowerCase();
+      if (DECLINED_HEADERS.has(name)) continue;
+      let value = raw[i + 1]!;
+      if (name === 'connection') {
+        value = value.split(',').map((t) => t.trim()).filter((t) => t !== '' && !DECLINED_HEADERS.has(t.toLowerCase())).join(', ');
+        if (value === '') continue;
+      }
+      text += `${raw[i]}: ${value}\r\n`;
+    }
+    (socket as Reparsed)[REPARSED] = String(req.headers.upgrade);
+    if (head.length > 0) socket.unshift(head);
+    socket.unshift(Buffer.from(`${text}\r\n`, 'latin1'));
+    this.server.emit('connection', socket);
   }
 
   /** innerFlow is the node hop's flow when this request comes from portlab's own node hop (by header, over an internal socket). */
@@ -143,6 +230,11 @@ export class HttpForwarder implements Forwarder {
       flow.method = req.method;
       flow.path = req.url;
     }
+    const declined = (socket as Reparsed)[REPARSED];
+    if (declined) {
+      flow.note = `Upgrade: ${declined} declined, served as HTTP/1.1`;
+      (socket as Reparsed)[REPARSED] = ''; // only its first request asked
+    }
     const request = new L7Request(route, this.observer, this.conntrack, this.proxy, req, res, flow, hop, started, outer);
     (res as Tagged)[REQUEST] = request;
     res.on('close', onResponseClose);
@@ -171,6 +263,7 @@ export class HttpForwarder implements Forwarder {
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!isWebSocket(req.headers.upgrade)) return this.declineUpgrade(req, socket as net.Socket, head);
     socket.on('error', () => {});
     const route = this.route;
     const inner = this.innerFlow(req, socket as net.Socket);

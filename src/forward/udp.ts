@@ -36,7 +36,8 @@ export class UdpForwarder implements Forwarder {
     private readonly idleTimeoutMs: number,
     private readonly budget?: ConnectionBudget,
   ) {
-    this.socket = dgram.createSocket({ type: 'udp4' });
+    // An IPv6 nodePort ([::1]) listens on a udp6 socket; every next hop is IPv4.
+    this.socket = dgram.createSocket({ type: route.listen.startsWith('[') ? 'udp6' : 'udp4' });
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
 
@@ -149,7 +150,8 @@ export class UdpForwarder implements Forwarder {
   }
 
   listen(host: string, port: number): Promise<void> {
-    this.host = host;
+    // Sessions bind to this listener's address, so the next hop sees this layer; from an IPv6 listener, to IPv4 loopback.
+    this.host = host.includes(':') ? '127.0.0.1' : host;
     return bindUdp(this.socket, host, port);
   }
 

@@ -112,9 +112,6 @@ function serviceSpec(obj: ManifestObject, svc: ServiceObject, manifests: Manifes
   svc.ports.forEach((p, i) => {
     if (p.protocol === 'SCTP') manifests.warnings.push(`${obj.at(['spec', 'ports', i])}: ${obj.namespace}/${obj.name} port ${p.name || p.port}/SCTP is skipped by the userspace proxy (Node.js has no SCTP sockets); \`portlab rules\` and the kernel modes include it`);
   });
-  if (svc.ipFamilies.includes('IPv6')) {
-    manifests.notes.push(`${obj.at(['spec'])}: Service "${obj.name}" has the IPv6 family (${svc.ipFamilyPolicy}); portlab serves its IPv4 family on loopback, and the rules printer writes both`);
-  }
   const headless = svc.clusterIP === 'None';
   return {
     namespace: obj.namespace,

@@ -21,6 +21,7 @@ import {
   type NodeState,
   type Overrides,
   type PodState,
+  type ServicePortState,
   type ServiceState,
 } from './state.js';
 
@@ -29,6 +30,8 @@ export { formatSelector } from './labels.js';
 
 export interface PlanOptions extends ListenerOptions {
   nodeAddress: string;
+  /** nodeAddress6 is the first node's IPv6 address (--node-address-v6): its nodePorts answer there too. */
+  nodeAddress6?: string;
   nodes: number;
   nodeCidr: string;
   serviceCidr: string;
@@ -51,6 +54,21 @@ export function portMode(p: Pick<ServicePortSpec, 'protocol' | 'name' | 'appProt
   return 'tcp';
 }
 
+/** HTTP2_PORT: a port name or appProtocol that says HTTP/2 without TLS (gRPC, h2c). */
+const HTTP2_PORT = /^(grpc|grpc-.*|h2c|h2c-.*|kubernetes\.io\/h2c)$/;
+
+/**
+ * http2Note tells, at start, where an HTTP/2 port goes: at L4 its bytes pass through; at L7 (--mode http) HTTP/2
+ * clients are refused, since the L7 proxy speaks HTTP/1.1. It returns undefined for every other port.
+ */
+function http2Note(svc: ServiceSpec, index: number, sp: ServicePortState): { warning: boolean; text: string } | undefined {
+  if (!HTTP2_PORT.test(sp.name) && !HTTP2_PORT.test((sp.appProtocol ?? '').toLowerCase())) return undefined;
+  const where = `${svc.source.at(['spec', 'ports', index])}: Service "${svc.name}" port "${sp.name || sp.port}"`;
+  if (sp.mode === 'http') return { warning: true, text: `${where} says HTTP/2, but --mode http serves it at L7, which speaks HTTP/1.1: HTTP/2 and gRPC clients get a GOAWAY; use --mode auto to serve it at L4` };
+  if (sp.mode === 'tcp') return { warning: false, text: `${where} says HTTP/2 (gRPC, h2c): it is served at L4, where its bytes pass through unchanged` };
+  return undefined;
+}
+
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** buildDesiredState resolves pods, selectors, named ports, addresses, nodePorts and listeners. */
@@ -61,10 +79,12 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions, pr
   const shared = options.addresses === 'shared';
 
   const nodes: NodeState[] = [];
-  if (options.nodes <= 1) nodes.push({ name: 'node-1', address: options.nodeAddress });
+  if (options.nodes <= 1) nodes.push({ name: 'node-1', address: options.nodeAddress, address6: options.nodeAddress6 });
   else {
     const nodeAlloc = new AddressAllocator(parseCidr(options.nodeCidr));
-    for (let i = 1; i <= options.nodes; i++) nodes.push({ name: `node-${i}`, address: shared ? options.nodeAddress : nodeAlloc.allocate(`node-${i}`) });
+    for (let i = 1; i <= options.nodes; i++) {
+      nodes.push({ name: `node-${i}`, address: shared ? options.nodeAddress : nodeAlloc.allocate(`node-${i}`), address6: i === 1 ? options.nodeAddress6 : undefined });
+    }
   }
 
   const planned = planPods(manifests, nodes, options.standins, notes).sort((a, b) => compare(a.key, b.key));
@@ -127,6 +147,15 @@ export function buildDesiredState(manifests: Manifests, options: PlanOptions, pr
       ports: [],
     };
     if (svc.type !== 'ExternalName') addPorts(svc, state, options, podIndex, pods, slicesByService.get(key) ?? [], nodePorts.byPort, warnings);
+    // In a kernel mode every port is the kernel's DNAT, which HTTP/2 passes as any TCP.
+    if (!options.kernelTranslates) state.ports.forEach((sp, i) => {
+      const note = http2Note(svc, i, sp);
+      if (note) (note.warning ? warnings : notes).push(note.text);
+    });
+    if (svc.ipFamilies.includes('IPv6') && state.clusterIP) {
+      const v6 = options.nodeAddress6 && state.ports.some((p) => p.nodePort !== undefined) ? `, and its nodePorts on [${options.nodeAddress6}] as well as ${options.nodeAddress}` : '';
+      notes.push(`${svc.source.at(['spec'])}: Service "${svc.name}" has ipFamilies [${svc.ipFamilies.join(', ')}]: portlab's proxier is IPv4, so it serves the cluster IP ${state.clusterIP}${v6}; no IPv6 cluster IP answers, and \`portlab rules\` prints the IPv4 proxier's rules only`);
+    }
     if (svc.requestedClusterIP && svc.requestedClusterIP !== state.clusterIP) {
       notes.push(`${svc.source.at(['spec', 'clusterIP'])}: Service "${svc.name}" asks for clusterIP ${svc.requestedClusterIP}, outside --service-cidr ${parseServiceCidrs(options.serviceCidr).v4.text}; portlab gives it ${state.clusterIP} so it stays on loopback`);
     }

@@ -1,5 +1,5 @@
 // listeners.ts — the userspace data plane's table: for each Service, the listeners it needs and their routes, as data.
-import { listenerKey, servedPort, type BalanceMode, type EndpointState, type ListenerState, type NodeState, type Route, type ServicePortState, type ServiceState, type Upstream } from './state.js';
+import { hostPort, listenerKey, servedPort, type BalanceMode, type EndpointState, type ListenerState, type NodeState, type Route, type ServicePortState, type ServiceState, type Upstream } from './state.js';
 
 export interface ListenerOptions {
   balance: BalanceMode;
@@ -61,13 +61,17 @@ export function listenersFor(svc: ServiceState, nodes: NodeState[], options: Lis
         servicePort: sp.key,
         layer,
         mode: sp.mode,
-        route: { ...base, layer, listen: `${address}:${port}`, ...route },
+        route: { ...base, layer, listen: hostPort(address, port), ...route },
       });
     };
     if (svc.clusterIP) add('service', svc.clusterIP, sp.port, `Service ${svc.key}`, `spec.ports[${portName}].port`, { internalLocal: svc.internalTrafficPolicy === 'Local' });
     if (svc.loadBalancerIP) add('loadbalancer', svc.loadBalancerIP, sp.port, `Service ${svc.key} (LoadBalancer)`, `spec.ports[${portName}].port`, {});
     if (sp.nodePort !== undefined) {
-      for (const node of nodes) add('node', node.address, sp.nodePort, `Service ${svc.key} on ${node.name}`, `spec.ports[${portName}].nodePort`, nodeRoute(svc, sp, node, ready, options));
+      for (const node of nodes) {
+        const route = nodeRoute(svc, sp, node, ready, options);
+        add('node', node.address, sp.nodePort, `Service ${svc.key} on ${node.name}`, `spec.ports[${portName}].nodePort`, route);
+        if (node.address6) add('node', node.address6, sp.nodePort, `Service ${svc.key} on ${node.name} (IPv6)`, `spec.ports[${portName}].nodePort`, route);
+      }
     }
   }
   if (svc.healthCheckNodePort !== undefined) {

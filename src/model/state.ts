@@ -11,6 +11,8 @@ export type ListenerLayer = 'node' | 'service' | 'loadbalancer' | 'health';
 export interface NodeState {
   name: string;
   address: string;
+  /** address6 is where this node's nodePorts answer over IPv6 too (the machine's own node: --node-address-v6). */
+  address6?: string;
 }
 
 /** PodState is one stand-in pod portlab runs, with the readiness the endpoints controller would see. */
@@ -184,5 +186,10 @@ export function servedPort(port: number, offset: number): number {
 }
 
 export function listenerKey(address: string, port: number, protocol: string): string {
-  return `${address}:${port}/${protocol}`;
+  return `${hostPort(address, port)}/${protocol}`;
+}
+
+/** hostPort writes address:port as a URL or a log does: IPv6 in brackets. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }

@@ -1,5 +1,6 @@
 // log.ts — the traffic log: one line per connection (L4) or request (L7), readable on a TTY or as JSON lines.
 import type { Flow } from '../forward/flow.js';
+import { hostPort } from '../model/state.js';
 
 export type LogFormat = 'text' | 'json' | 'none';
 
@@ -23,6 +24,7 @@ export interface FlowRecord {
   bytesOut: number | null;
   durationMs?: number;
   hops: { layer: string; listen: string; upstream?: string; connectMs?: number; durationMs?: number }[];
+  note?: string;
   error?: string;
 }
 
@@ -52,7 +54,7 @@ export function toRecord(flow: Flow, time = isoNow()): FlowRecord {
     servicePort: flow.servicePort,
     protocol: flow.protocol,
     mode: flow.mode,
-    client: `${flow.clientAddress}:${flow.clientPort}`,
+    client: hostPort(flow.clientAddress, flow.clientPort),
     route,
     pod: flow.podName,
     node: flow.node,
@@ -64,6 +66,7 @@ export function toRecord(flow: Flow, time = isoNow()): FlowRecord {
     bytesOut: flow.bytesUnknown ? null : flow.bytesOut,
     durationMs: round(flow.hops[0]?.durationMs),
     hops: flow.hops.map((h) => ({ layer: h.layer, listen: h.listen, upstream: h.upstream, connectMs: round(h.connectMs), durationMs: round(h.durationMs) })),
+    note: flow.note,
     error: flow.error,
   };
 }
@@ -125,11 +128,11 @@ export function jsonLine(flow: Flow, time = isoNow()): string {
   const duration = hops[0]?.durationMs;
   return (
     `{"time":"${time}","kind":${KIND_JSON[flow.mode]},"servicePort":${quoted(flow.servicePort)},"protocol":${quoted(flow.protocol)},"mode":${quoted(flow.mode)},` +
-    `"client":${str(`${flow.clientAddress}:${flow.clientPort}`)},"route":{${route}}${flow.podName === undefined ? '' : `,"pod":${quoted(flow.podName)}`}` +
+    `"client":${str(hostPort(flow.clientAddress, flow.clientPort))},"route":{${route}}${flow.podName === undefined ? '' : `,"pod":${quoted(flow.podName)}`}` +
     `${flow.node === undefined ? '' : `,"node":${quoted(flow.node)}`}${flow.status === undefined ? '' : `,"status":${flow.status}`}` +
     `${flow.method === undefined ? '' : `,"method":${quoted(flow.method)}`}${flow.path === undefined ? '' : `,"path":${str(flow.path)}`}` +
     `${flow.kernel === undefined ? '' : `,"kernel":"${flow.kernel}"`},"bytesIn":${flow.bytesUnknown ? null : flow.bytesIn},"bytesOut":${flow.bytesUnknown ? null : flow.bytesOut}${duration === undefined ? '' : `,"durationMs":${millis(duration)}`},"hops":[${hopList}]` +
-    `${flow.error === undefined ? '' : `,"error":${str(flow.error)}`}}`
+    `${flow.note === undefined ? '' : `,"note":${str(flow.note)}`}${flow.error === undefined ? '' : `,"error":${str(flow.error)}`}}`
   );
 }
 
@@ -148,7 +151,7 @@ export function formatText(r: FlowRecord, useColor: boolean): string {
   const kind = r.kind === 'session' ? 'datagrams' : r.kind;
   const what = r.kind === 'request' ? `${r.method ?? ''} ${r.path ?? ''} ${statusColor(c, r.status)}` : r.kernel ? `${kind} (kernel ${r.kernel})` : kind;
   const hops = r.hops.map((h) => `${h.layer}: ${h.connectMs === undefined ? '' : `connect ${ms(h.connectMs)} `}total ${ms(h.durationMs)}`).join(' · ');
-  const err = r.error ? ` ${c(31, r.error)}` : '';
+  const err = (r.note ? ` ${c(33, r.note)}` : '') + (r.error ? ` ${c(31, r.error)}` : '');
   return `${c(2, r.time.slice(11, 23))} ${c(1, r.servicePort)} ${what} ${r.client} → ${path} → ${pod}  ↑${r.bytesIn ?? '?'}B ↓${r.bytesOut ?? '?'}B  ${c(2, hops)}${err}`;
 }
 

@@ -1,10 +1,10 @@
 // listen-errors.ts — a failed bind becomes one sentence: which Service, which field, which address, and the fix.
 import { PortlabError, type ErrorCode } from '../errors.js';
-import type { Claim } from '../model/desired-state.js';
+import { hostPort, type Claim } from '../model/desired-state.js';
 
 export function listenError(err: unknown, claim: Claim): PortlabError {
   const code = (err as NodeJS.ErrnoException).code;
-  const where = `${claim.address}:${claim.port}/${claim.protocol}`;
+  const where = `${hostPort(claim.address, claim.port)}/${claim.protocol}`;
   const who = `${claim.owner} ${claim.field}`;
   let errorCode: ErrorCode = 'PORTLAB_LISTEN_FAILED';
   let what = `${code ?? String(err)}`;
