@@ -78,7 +78,7 @@ test.serial('bench --quick --proxy-mode userspace,nftables,iptables compares the
         t.true(report.hops.some((h) => h.mode === mode && h.layer === layer));
       }
       const points = report.scale.filter((p) => p.mode === mode);
-      t.deepEqual(points.map((p) => p.services), [1, 200], mode);
+      t.deepEqual(points.map((p) => p.services), [1, 100], mode);
       for (const p of points) t.true(p.applyMs > 0 && p.changeMs > 0 && p.connectP50Us > 0, `${mode} at ${p.services}: ${JSON.stringify(p)}`);
       t.true(report.growth.some((g) => g.mode === mode && Number.isFinite(g.ratio)));
     }

@@ -22,7 +22,7 @@ const IN_NETNS = 'PORTLAB_BENCH_NETNS';
 
 function sizes(quick: boolean): { data: { pings: number; connections: number; throughputMs: number; bulkBytes: number; limitMs: number; warm: number; slices: number }; scale: ScaleSizes } {
   return quick
-    ? { data: { pings: 200, connections: 100, throughputMs: 400, bulkBytes: 8 << 20, limitMs: 5_000, warm: 50, slices: 2 }, scale: { counts: [1, 200], connections: 100, changes: 2, slices: 2, limitMs: 10_000 } }
+    ? { data: { pings: 100, connections: 50, throughputMs: 250, bulkBytes: 4 << 20, limitMs: 5_000, warm: 50, slices: 2 }, scale: { counts: [1, 100], connections: 50, changes: 2, slices: 2, limitMs: 10_000 } }
     : { data: { pings: 5000, connections: 2000, throughputMs: 3000, bulkBytes: 256 << 20, limitMs: 30_000, warm: 500, slices: 10 }, scale: { counts: [1, 1000, 10_000], connections: 3000, changes: 6, slices: 10, limitMs: 60_000 } };
 }
 
