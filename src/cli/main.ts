@@ -95,6 +95,9 @@ async function podCommand(options: Options): Promise<number> {
   return 0;
 }
 
+/** syncMs prints a sync's duration with the digits that matter: a one-Service reload takes tens of microseconds. */
+const syncMs = (ms: number) => ms.toFixed(ms < 1 ? 3 : ms < 10 ? 1 : 0);
+
 async function up(options: Options): Promise<number> {
   const fdLimit = raiseFdLimit();
   // Every listener together takes no more connections than the descriptor limit can hold.
@@ -105,7 +108,7 @@ async function up(options: Options): Promise<number> {
   if (summary.kernel) {
     const where = summary.kernel.mode === 'nftables' ? 'table ip portlab' : 'chains PORTLAB-* of the nat and filter tables';
     out(`portlab: ${summary.podsStarted} stand-in pod(s) up; kernel: ${summary.kernel.mode} translates every Service address (kube-proxy's rules in ${where}, applied in ${summary.kernel.durationMs.toFixed(0)} ms); \`portlab rules --proxy-mode ${summary.kernel.mode}\` prints them`);
-  } else out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${summary.durationMs.toFixed(summary.durationMs < 10 ? 1 : 0)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
+  } else out(`portlab: ${summary.opened} listeners and ${summary.podsStarted} stand-in pod(s) up in ${syncMs(summary.durationMs)} ms (nodePort hop: ${options.nodeportHop}, balance: ${options.balance})`);
   const kernel = summary.kernel !== undefined;
   for (const note of portlab.kernelNotes) err(`note: ${note}`);
   for (const line of routeLines(state, { nodeportHop: options.nodeportHop, tryIt: true, kernel })) out(line);
@@ -128,7 +131,7 @@ async function up(options: Options): Promise<number> {
         const result = await portlab.reload();
         if (result.ok) {
           const s = result.summary;
-          out(`reload: ${s.opened} opened, ${s.closed} closed, ${s.kept} kept, pods +${s.podsStarted}/-${s.podsStopped} in ${s.durationMs.toFixed(1)} ms`);
+          out(`reload: ${s.opened} opened, ${s.closed} closed, ${s.kept} kept, pods +${s.podsStarted}/-${s.podsStopped} in ${syncMs(s.durationMs)} ms`);
           for (const line of routeLines(result.state, { nodeportHop: options.nodeportHop, kernel })) out(line);
         } else printError(result.error, options.debug);
       })
