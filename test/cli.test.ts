@@ -287,3 +287,26 @@ test('`npx portlab`, the README\'s way to run it on your own manifests, runs por
     for (const pid of started) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   }
 });
+
+test('a first run prints nothing the README does not show: every line of the seed\'s start-up is in its quick start', async (t) => {
+  const r = range(105);
+  // The README's run uses the default addresses; this one its own range, mapped back line by line.
+  const cli = await startCli(['up', '-f', 'fixtures/my-service.yml', ...r.args, '--node-address-v6', '::1']);
+  try {
+    const readme = readFileSync(`${ROOT}/README.md`, 'utf8');
+    const quickStart = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('## The three layers'));
+    const shown = (line: string) =>
+      line
+        .replaceAll(`${r.node}:`, '127.0.0.1:')
+        .replaceAll(r.admin, '127.0.0.1:10249')
+        .replace(/127\.105\.10\.(\d+)/g, '127.10.0.$1')
+        .replace(/127\.105\.244\.(\d+)/g, '127.244.0.$1')
+        .replace(/up in [\d.]+ ms/, 'up in N ms');
+    const expected = new Set(quickStart.split('\n').map((l) => l.replace(/up in [\d.]+ ms/, 'up in N ms')));
+    const lines = `${cli.errors()}${cli.output()}`.split('\n').filter((l) => l.trim() !== '');
+    t.true(lines.length >= 10, lines.join('\n'));
+    for (const line of lines) t.true(expected.has(shown(line)), `not in the README's quick start: ${shown(line)}`);
+  } finally {
+    t.is(await cli.stop(), 0);
+  }
+});
