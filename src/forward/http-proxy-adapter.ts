@@ -213,19 +213,25 @@ class PoolAgent extends http.Agent {
     this.maxFreeSockets = Math.min(256, maxSockets);
   }
 
-  /** waiting is how many requests wait for a connection to host:port (the agent's documented `requests` queues). */
-  waiting(host: string, port: number): number {
-    return this.requests[this.getName({ host, port })]?.length ?? 0;
+  /** poolName is the agent's name for host:port's pool and queue, worked out once per upstream by the caller. */
+  poolName(host: string, port: number): string {
+    return this.getName({ host, port });
   }
 
-  /** isWaiting: this request is still in the queue for a connection. */
-  isWaiting(req: http.ClientRequest, host: string, port: number): boolean {
-    return this.requests[this.getName({ host, port })]?.includes(req as never) ?? false;
+  /** waiting is how many requests wait for a connection to the pool (the agent's documented `requests` queues). */
+  waiting(pool: string): number {
+    return this.requests[pool]?.length ?? 0;
+  }
+
+  /** isWaiting: this request is still in the queue for a connection. Most requests find no queue at all. */
+  isWaiting(req: http.ClientRequest, pool: string): boolean {
+    const queue = this.requests[pool];
+    return queue !== undefined && queue.length > 0 && queue.includes(req as never);
   }
 
   /** giveUp takes a request out of the queue: a destroyed request would otherwise wait there for a connection. */
-  giveUp(req: http.ClientRequest, host: string, port: number): void {
-    const queue = this.requests[this.getName({ host, port })];
+  giveUp(req: http.ClientRequest, pool: string): void {
+    const queue = this.requests[pool];
     const i = queue?.indexOf(req as never) ?? -1;
     if (i >= 0) queue!.splice(i, 1);
   }
@@ -273,11 +279,13 @@ function stopUpload(req: http.IncomingMessage, pod: http.ClientRequest | undefin
   req.resume();
 }
 
-/** UpstreamProxies are the http-proxy servers for one upstream address (see ProxyAdapter.proxies). */
+/** UpstreamProxies are the http-proxy servers for one upstream address (see ProxyAdapter.proxies), and its pool's name. */
 interface UpstreamProxies {
   streamed: httpProxy;
   bodiless: httpProxy;
   joined: httpProxy | undefined;
+  /** pool names the agent's pool and queue for this upstream: a string built once, not per request. */
+  pool: string;
 }
 
 /** ProxyAdapter forwards requests and upgrades to an address:port, and always answers or closes the client. */
@@ -305,7 +313,8 @@ export class ProxyAdapter {
   private proxiesFor(up: Upstream): UpstreamProxies {
     let set = this.proxies.get(up.address);
     if (!set) {
-      set = { streamed: this.createProxy(up, STREAMED_BODY, false), bodiless: this.createProxy(up, EMPTY_BODY, false), joined: undefined };
+      const agent = up.internal ? this.internalAgent : this.podAgent;
+      set = { streamed: this.createProxy(up, STREAMED_BODY, false), bodiless: this.createProxy(up, EMPTY_BODY, false), joined: undefined, pool: agent.poolName(up.host, up.port) };
       this.proxies.set(up.address, set);
     }
     return set;
@@ -400,7 +409,8 @@ export class ProxyAdapter {
   web(req: http.IncomingMessage, res: http.ServerResponse, up: Upstream, hooks: ProxyHooks): void {
     const agent = up.internal ? this.internalAgent : this.podAgent;
     // A full pool with a full queue answers at once, as Envoy's circuit breakers do: never a hang behind slow clients.
-    if (agent.waiting(up.host, up.port) >= this.maxWaiting) {
+    const set = this.proxiesFor(up);
+    if (agent.waiting(set.pool) >= this.maxWaiting) {
       hooks.onFailure({ status: 503, code: 'UPSTREAM_BUSY' });
       return;
     }
@@ -409,7 +419,7 @@ export class ProxyAdapter {
     const headers = req.headers;
     if (headers.expect !== undefined) this.expecting(req, res, up);
     else {
-      const proxy = hasBody(headers) ? this.proxiesFor(up).streamed : this.proxiesFor(up).bodiless;
+      const proxy = hasBody(headers) ? set.streamed : set.bodiless;
       forHttpProxy(req);
       building = req;
       try {
@@ -420,11 +430,11 @@ export class ProxyAdapter {
     }
     // Time spent waiting for a pooled connection counts against --upstream-timeout.
     const pod = ctx.proxyReq;
-    if (pod && this.options.upstreamTimeoutMs > 0 && agent.isWaiting(pod, up.host, up.port)) {
+    if (pod && this.options.upstreamTimeoutMs > 0 && agent.isWaiting(pod, set.pool)) {
       ctx.queuedAt = performance.now();
       const timer = setTimeout(() => {
         ctx.timedOut = true;
-        agent.giveUp(pod, up.host, up.port);
+        agent.giveUp(pod, set.pool);
         pod.destroy();
         hooks.onFailure({ status: 504, code: 'ETIMEDOUT' });
       }, this.options.upstreamTimeoutMs);
