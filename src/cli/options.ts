@@ -115,7 +115,8 @@ Usage:
 
 Addresses (Linux: all of 127.0.0.0/8 is loopback):
   --node-address IP        node IP for nodePorts (127.0.0.1)
-  --node-address-v6 IP|off the node's IPv6 address: nodePorts answer there too. auto (default): ::1 when
+  --node-address-v6 IP|auto|off
+                           the node's IPv6 address: nodePorts answer there too. auto (default): ::1 when
                            --node-address is 127.0.0.1 and the host has ::1; off otherwise
   --nodes N                emulate N nodes; node i listens at 127.0.1.i (1)
   --node-cidr CIDR         where nodes live when N > 1 (127.0.1.0/24)
