@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { selectorless, tcpBackend } from './helpers/backends.js';
 import { runCli, startCli } from './helpers/cli.js';
 import { NODE_FLAGS } from '../src/cli/node-flags.js';
+import { hasLoopback6 } from '../src/cli/options.js';
 import { CLI, ROOT, SEED, isClosed, range, tempManifest, waitFor } from './helpers/portlab.js';
 
 test('a nodePort in use: exit 3, a message naming Service, field and address, and nothing left listening', async (t) => {
@@ -289,6 +290,11 @@ test('`npx portlab`, the README\'s way to run it on your own manifests, runs por
 });
 
 test('a first run prints nothing the README does not show: every line of the seed\'s start-up is in its quick start', async (t) => {
+  if (!hasLoopback6()) {
+    if (process.env.CI) t.fail('CI must have ::1 on its loopback: the README shows the nodePorts on [::1]');
+    else t.log('this host has no ::1, and the README shows the nodePorts on [::1]: nothing to compare');
+    return;
+  }
   const r = range(105);
   // The README's run uses the default addresses; this one its own range, mapped back line by line.
   const cli = await startCli(['up', '-f', 'fixtures/my-service.yml', ...r.args, '--node-address-v6', '::1']);

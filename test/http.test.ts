@@ -5,7 +5,7 @@ import http from 'node:http';
 import test from 'ava';
 import { Agent, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
-import { parseOptions } from '../src/cli/options.js';
+import { hasLoopback6, parseOptions } from '../src/cli/options.js';
 import { selectorless, tcpBackend } from './helpers/backends.js';
 import { runCli } from './helpers/cli.js';
 import { MY_APP, SEED, exchange, range, sha256, startPortlab, statusLine, tempManifest, waitFor, type Range, type Running } from './helpers/portlab.js';
@@ -537,9 +537,7 @@ test('HTTP/2 with prior knowledge on an L7 port gets a GOAWAY that says how to s
 });
 
 test('IPv6: with --node-address-v6 ::1 every nodePort answers on [::1] too (L7, L4, UDP), and logs and hints bracket it', async (t) => {
-  const os = await import('node:os');
-  const hasV6 = Object.values(os.networkInterfaces()).some((a) => a?.some((x) => x.address === '::1'));
-  if (!hasV6) {
+  if (!hasLoopback6()) {
     if (process.env.CI) t.fail('CI must have ::1 on its loopback');
     else t.log('this host has no ::1: nothing to test');
     return;

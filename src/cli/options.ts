@@ -229,7 +229,7 @@ function nodeAddress6(v: string, nodeAddress: string, mode: string | undefined):
 }
 
 /** hasLoopback6: the host has ::1 (IPv6 can be disabled, and a new network namespace may lack it). */
-function hasLoopback6(): boolean {
+export function hasLoopback6(): boolean {
   return Object.values(os.networkInterfaces()).some((addrs) => addrs?.some((a) => a.family === 'IPv6' && a.address === '::1'));
 }
 
