@@ -480,8 +480,31 @@ test('Upgrade: h2c (Java HttpClient, curl --http2) is declined: served as HTTP/1
     const curl = await run_('curl', ['-s', '--http2', '-o', '-', '-w', ' %{http_code} %{http_version}', `http://${r.node}:30000/curl`]);
     if (curl === undefined) t.log('curl is not installed: its case is left to the raw request above');
     else t.is(curl.stdout, 'GET /curl 0 200 1.1');
+    // And Java's HttpClient itself, which asks for h2c on every request to an http:// URL.
+    const java = await tempManifest(JAVA_GET, 'Get.java');
+    try {
+      const got = await run_('java', [java.file, `http://${r.node}:30000/java1`, `http://${r.node}:30000/java2`]);
+      if (got === undefined) t.log('java is not installed: its case is left to the raw request above');
+      else t.is(got.stdout, '200 HTTP_1_1 GET /java1 0\n200 HTTP_1_1 GET /java2 0\n', got.stderr);
+    } finally {
+      await java.cleanup();
+    }
   });
 });
+
+/** JAVA_GET is a Java program (run from source, JDK 11+) that GETs each URL with the default HttpClient. */
+const JAVA_GET = `import java.net.URI;
+import java.net.http.*;
+public class Get {
+  public static void main(String[] urls) throws Exception {
+    HttpClient client = HttpClient.newHttpClient();
+    for (String u : urls) {
+      HttpResponse<String> r = client.send(HttpRequest.newBuilder(URI.create(u)).build(), HttpResponse.BodyHandlers.ofString());
+      System.out.println(r.statusCode() + " " + r.version() + " " + r.body());
+    }
+  }
+}
+`;
 
 test('HTTP/2 with prior knowledge on an L7 port gets a GOAWAY that says how to serve it; a port named grpc carries HTTP/2 at L4', async (t) => {
   const r = range(198);
