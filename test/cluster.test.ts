@@ -31,16 +31,17 @@ async function distribution(r: Range, balance: string, n: number): Promise<Map<s
   return counts;
 }
 
-test('random balancing: 3,000 connections over 3 pods, each between 25% and 42%', async (t) => {
-  const counts = await distribution(range(140), 'random', 3000);
+test('random balancing: 1,200 connections over 3 pods, each between 25% and 42%', async (t) => {
+  // 400 expected per pod, with a standard deviation of 16: the bounds are six of them away.
+  const counts = await distribution(range(140), 'random', 1200);
   t.is(counts.size, 3);
-  for (const [pod, c] of counts) t.true(c >= 750 && c <= 1260, `${pod}: ${c}`);
+  for (const [pod, c] of counts) t.true(c >= 300 && c <= 504, `${pod}: ${c}`);
   t.log([...counts.values()].join(' / '));
 });
 
-test('round-robin balancing: 3,000 connections give exactly 1,000 each', async (t) => {
-  const counts = await distribution(range(141), 'round-robin', 3000);
-  t.deepEqual([...counts.values()], [1000, 1000, 1000]);
+test('round-robin balancing: 300 connections give exactly 100 each', async (t) => {
+  const counts = await distribution(range(141), 'round-robin', 300);
+  t.deepEqual([...counts.values()], [100, 100, 100]);
 });
 
 test('sessionAffinity ClientIP holds across 100 connections through the nodePort, then switches after the timeout', async (t) => {
