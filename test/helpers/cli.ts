@@ -46,10 +46,14 @@ export interface RunningCli {
  * itself, as `npx portlab` does.
  */
 export function startCli(args: string[], timeoutMs = 20_000, prefix: string[] = [], viaShebang = false): Promise<RunningCli> {
+  const node = viaShebang ? [] : [process.execPath, ...NODE_FLAGS];
+  const [command, ...rest] = [...prefix, ...node, CLI, ...args] as [string, ...string[]];
+  return whenReady(spawn(command, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+}
+
+/** whenReady resolves once a started `portlab up` prints "ready:", and rejects if it exits or times out first. */
+export function whenReady(child: ChildProcess, timeoutMs: number): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
-    const node = viaShebang ? [] : [process.execPath, ...NODE_FLAGS];
-    const [command, ...rest] = [...prefix, ...node, CLI, ...args] as [string, ...string[]];
-    const child = spawn(command, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

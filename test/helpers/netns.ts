@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { systemTool } from '../../src/kernel/tools.js';
+import { whenReady, type RunningCli } from './cli.js';
 import { CLI, ROOT } from './portlab.js';
 
 /** canUseNetns: unshare, nsenter, ip and the rule tools are here, and this process may create a namespace. */
@@ -61,38 +62,10 @@ export class Netns {
   }
 
   /** portlab starts `portlab up` in the namespace and resolves once it is ready. */
-  portlab(args: string[], timeoutMs = 20_000): Promise<{ child: ChildProcess; output(): string; errors(): string; stop(signal?: NodeJS.Signals): Promise<number | null> }> {
-    const child = spawn('nsenter', this.args(process.execPath, [...NODE_FLAGS, CLI, 'up', ...args]), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    child.stderr.on('data', (d) => (stderr += d));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`portlab did not get ready:\n${stdout}\n${stderr}`));
-      }, timeoutMs);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        if (!stdout.includes('ready:')) reject(new Error(`portlab exited:\n${stdout}\n${stderr}`));
-      });
-      child.stdout.on('data', (d) => {
-        stdout += d;
-        if (stdout.includes('ready:')) {
-          clearTimeout(timer);
-          resolve({
-            child,
-            output: () => stdout,
-            errors: () => stderr,
-            stop: async (signal = 'SIGTERM') => {
-              if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-              return exited;
-            },
-          });
-        }
-      });
-    });
+  portlab(args: string[], timeoutMs = 20_000): Promise<RunningCli> {
+    return whenReady(spawn('nsenter', this.args(process.execPath, [...NODE_FLAGS, CLI, 'up', ...args]), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
   }
+
 
   /**
    * client makes a second namespace joined to this one by a veth pair: this side 10.99.0.1, the client 10.99.0.2. A
