@@ -2,8 +2,7 @@
 // in one interleaved run, then each mode's control plane at 1, 1,000 and 10,000 Services. The kernel modes change
 // rules, so the whole run happens in a network namespace of its own: the bench re-runs itself under `unshare -n`.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { NODE_FLAGS } from '../cli/node-flags.js';
@@ -13,8 +12,8 @@ import { systemTool } from '../kernel/tools.js';
 import { measureControlPlane, type ScaleSizes } from './control-plane.js';
 import { bulk, connect, histogram, httpThroughput, newConnections, perSecond, pingPong, stats, tally, throughputPool, turnOrder, type Addr, type Histogram, type Tally } from './measure.js';
 import { buildModesReport, renderModesHtml, renderModesTable, type ModeTarget } from './modes-report.js';
-import { ADDR, BENCH_PORTS, SERVICE, benchManifest } from './plan.js';
-import { CLI, startChild, stopAll } from './processes.js';
+import { ADDR, BENCH_PORTS, SERVICE } from './plan.js';
+import { CLI, benchWorkspace, startChild } from './processes.js';
 import type { Sample } from './report.js';
 
 /** IN_NETNS marks the bench process that runs inside the namespace it made. */
@@ -89,11 +88,8 @@ export async function runModeBench(options: Options): Promise<number> {
   const progress = (msg: string) => {
     if (tty) process.stderr.write(`\r\x1b[K${msg}`);
   };
-  const dir = await mkdtemp(path.join(tmpdir(), 'portlab-bench-modes-'));
-  const manifest = path.join(dir, 'bench.yml');
-  await writeFile(manifest, benchManifest());
-  const onSignal = () => void stopAll().then(() => process.exit(130));
-  process.once('SIGINT', onSignal);
+  const workspace = await benchWorkspace('portlab-bench-modes-');
+  const { dir, manifest } = workspace;
   try {
     progress('starting the backend and one portlab per mode…');
     await startChild('backend', process.execPath, [new URL('./backend.js', import.meta.url).pathname, ADDR.backend]);
@@ -179,8 +175,6 @@ export async function runModeBench(options: Options): Promise<number> {
     if (options.bench.html) await writeFile(options.bench.html, renderModesHtml(report));
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    await stopAll();
-    await rm(dir, { recursive: true, force: true });
+    await workspace.close();
   }
 }

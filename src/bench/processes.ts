@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ADDR, BENCH_PORTS } from './plan.js';
+import { ADDR, BENCH_PORTS, benchManifest } from './plan.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const CLI = path.resolve(HERE, '../cli/main.js');
@@ -196,4 +196,25 @@ export async function startNginx(): Promise<Child | string> {
   started.push(child);
   await waitListening(ADDR.nginx, BENCH_PORTS.echo);
   return child;
+}
+
+/**
+ * benchWorkspace is a run's own temp directory with the bench manifest in it. Until close(), Ctrl-C stops every child
+ * first; close() stops them and removes the directory.
+ */
+export async function benchWorkspace(prefix: string): Promise<{ dir: string; manifest: string; close(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  const manifest = path.join(dir, 'bench.yml');
+  await writeFile(manifest, benchManifest());
+  const onSignal = () => void stopAll().then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  return {
+    dir,
+    manifest,
+    close: async () => {
+      process.off('SIGINT', onSignal);
+      await stopAll();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,15 +1,14 @@
 // run.ts — `portlab bench`: every layer measured in one interleaved run, next to a bare Node pipe and, when installed,
 // HAProxy and nginx. The load generator is this process; the backend, portlab and the baselines are children.
 import { statSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { NODE_FLAGS } from '../cli/node-flags.js';
 import type { Options } from '../cli/options.js';
 import { bulk, connRate, connect, histogram, httpLatency, httpThroughput, latencyClient, perSecond, pingPong, stats, tally, throughputPool, turnOrder, type Addr, type Histogram, type Tally } from './measure.js';
-import { ADDR, BENCH_PORTS, SERVICE, benchManifest } from './plan.js';
-import { CLI, cpuAndPeakRss, cpuNanos, startChild, startHaproxy, startNginx, stopAll } from './processes.js';
+import { ADDR, BENCH_PORTS, SERVICE } from './plan.js';
+import { CLI, benchWorkspace, cpuAndPeakRss, cpuNanos, startChild, startHaproxy, startNginx } from './processes.js';
 import { buildReport, renderHtml, renderTable, type Sample, type TargetInfo } from './report.js';
 
 interface Target extends TargetInfo {
@@ -84,11 +83,8 @@ export async function runBench(options: Options): Promise<number> {
     if (tty) process.stderr.write(`\r\x1b[K${msg}`);
   };
   const notes: string[] = [];
-  const dir = await mkdtemp(path.join(tmpdir(), 'portlab-bench-'));
-  const manifest = path.join(dir, 'bench.yml');
-  await writeFile(manifest, benchManifest());
-  const onSignal = () => void stopAll().then(() => process.exit(130));
-  process.once('SIGINT', onSignal);
+  const workspace = await benchWorkspace('portlab-bench-');
+  const { dir, manifest } = workspace;
   try {
     progress('starting backend, portlab and baselines…');
     const backend = await startChild('backend', process.execPath, [new URL('./backend.js', import.meta.url).pathname, ADDR.backend]);
@@ -238,8 +234,6 @@ export async function runBench(options: Options): Promise<number> {
     }
     return 0;
   } finally {
-    process.off('SIGINT', onSignal);
-    await stopAll();
-    await rm(dir, { recursive: true, force: true });
+    await workspace.close();
   }
 }
