@@ -64,9 +64,9 @@ export interface RunResult {
 }
 
 /** run runs a system tool with input on stdin, bounded in time. */
-export function run(tool: string, args: string[], input = '', timeoutMs = 30_000): Promise<RunResult> {
+export function run(tool: string, args: string[], input = '', timeoutMs = 30_000, cwd?: string): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(tool, args, { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

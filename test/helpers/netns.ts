@@ -2,6 +2,7 @@
 // touch the machine's own tables. Commands run in it through nsenter; the namespace ends with its holder process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { run, type RunResult } from '../../src/kernel/plane.js';
 import { systemTool } from '../../src/kernel/tools.js';
 import { whenReady, type RunningCli } from './cli.js';
 import { CLI, ROOT } from './portlab.js';
@@ -31,22 +32,9 @@ export class Netns {
   }
 
   /** run runs a command in the namespace to its end; a system tool by its own path, not one an npm package shadows. */
-  run(cmd: string, args: string[], input = '', timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  run(cmd: string, args: string[], input = '', timeoutMs = 20_000): Promise<RunResult> {
     const resolved = cmd.includes('/') ? cmd : (systemTool(cmd) ?? cmd);
-    return new Promise((resolve) => {
-      const child = spawn('nsenter', this.args(resolved, args), { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.on('error', () => {}); // a command that exits before reading its input
-      child.stdin.end(input);
-    });
+    return run('nsenter', this.args(resolved, args), input, timeoutMs, ROOT);
   }
 
   /** spawn starts a command in the namespace and leaves it running, its stdin open, for the test to talk to. */
