@@ -165,29 +165,35 @@ test('upstream timeout: 504 after --upstream-timeout', async (t) => {
 });
 
 test('--upstream-timeout is the time to the answer: a streamed body may pause longer; an answer that never starts gets 504', async (t) => {
+  // The timeout is long enough that a busy machine still gets the pod's headers through in time; the pause and the
+  // late answer are longer still.
   const pod: http.RequestListener = (req, res) => {
-    if (req.url === '/late') return void setTimeout(() => res.end('too late'), 3000).unref();
-    // /pause: headers at once, one byte, then 1.5 s of silence (longer than the 1 s timeout), then the rest: an SSE
+    if (req.url === '/warm') return void res.end('ok');
+    if (req.url === '/late') return void setTimeout(() => res.end('too late'), 10_000).unref();
+    // /pause: headers at once, one byte, then 3.5 s of silence (longer than the 3 s timeout), then the rest: an SSE
     // stream or a long-poll body does this all the time.
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.write('a');
-    setTimeout(() => res.end('b'), 1500).unref();
+    setTimeout(() => res.end('b'), 3500).unref();
   };
   await withOwnPod(126, 'slow', pod, async (r) => {
     const agent = new Agent({ localAddress: r.client });
     try {
-      for (const base of [`http://${r.node}:30000`, `http://${r.service(1)}:8080`]) {
-        const pause = await request(`${base}/pause`, { dispatcher: agent });
-        t.is(pause.statusCode, 200, base);
-        t.is(await pause.body.text(), 'ab', `${base}: a paused body arrives whole`);
-        const late = await request(`${base}/late`, { dispatcher: agent });
-        t.is(late.statusCode, 504, base);
-        await late.body.dump();
-      }
+      // Both layers at once; each first warms its path, so its pooled connections are open.
+      await Promise.all(
+        [`http://${r.node}:30000`, `http://${r.service(1)}:8080`].map(async (base) => {
+          await (await request(`${base}/warm`, { dispatcher: agent })).body.dump();
+          const [pause, late] = await Promise.all([request(`${base}/pause`, { dispatcher: agent }), request(`${base}/late`, { dispatcher: agent })]);
+          t.is(pause.statusCode, 200, base);
+          t.is(await pause.body.text(), 'ab', `${base}: a paused body arrives whole`);
+          t.is(late.statusCode, 504, base);
+          await late.body.dump();
+        }),
+      );
     } finally {
       await agent.close();
     }
-  }, ['--upstream-timeout', '1s']);
+  }, ['--upstream-timeout', '3s']);
 });
 
 test('client abort: the pod sees its request cancelled', async (t) => {
