@@ -305,7 +305,7 @@ test('slow request bodies do not block a port: waiting counts against --upstream
   });
   await new Promise<void>((resolve) => pod.listen(5000, r.backend(), resolve));
   const m = await tempManifest(selectorless('slow', [{ name: 'http', port: 8080, targetPort: 5000, nodePort: 30000 }], [r.backend()]));
-  const run = await startPortlab(r, [m.file], ['--upstream-connections', '2', '--upstream-timeout', '1s', '--nodeport-hop', 'direct']);
+  const run = await startPortlab(r, [m.file], ['--upstream-connections', '2', '--upstream-timeout', '3s', '--nodeport-hop', 'direct']);
   const drips: net.Socket[] = [];
   // Two clients drip a body a byte every 100 ms, never silent for long: they hold both connections to the pod.
   const dripping = setInterval(() => {
