@@ -1,5 +1,6 @@
 // udp.ts — the UDP forwarder: one session per client address:port to one endpoint, ended after an idle timeout.
 import dgram from 'node:dgram';
+import net from 'node:net';
 import type { ConnectionBudget } from '../net/budget.js';
 import { performance } from 'node:perf_hooks';
 import { bindUdp, ignore } from '../net/sockets.js';
@@ -23,7 +24,8 @@ interface Session {
 
 /** UdpForwarder is one UDP listener. Sessions are portlab's conntrack entries for UDP. */
 export class UdpForwarder implements Forwarder {
-  readonly socket: dgram.Socket;
+  /** socket is made in listen(), where the address says its family: an IPv6 nodePort ([::1]) needs udp6. */
+  private socket?: dgram.Socket;
   private readonly sessions = new Map<string, Session>();
   /** host is the listener's own address; session sockets bind there, so the next hop sees this layer's address. */
   private host = '127.0.0.1';
@@ -35,11 +37,7 @@ export class UdpForwarder implements Forwarder {
     private readonly observer: ListenerObserver,
     private readonly idleTimeoutMs: number,
     private readonly budget?: ConnectionBudget,
-  ) {
-    // An IPv6 nodePort ([::1]) listens on a udp6 socket; every next hop is IPv4.
-    this.socket = dgram.createSocket({ type: route.listen.startsWith('[') ? 'udp6' : 'udp4' });
-    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
-  }
+  ) {}
 
   setRoute(route: Route): void {
     this.route = route;
@@ -92,7 +90,7 @@ export class UdpForwarder implements Forwarder {
       hop.txBytes = (hop.txBytes ?? 0) + reply.length;
       if (outer) flow.bytesOut += reply.length;
       session.timer.refresh();
-      this.socket.send(reply, rinfo.port, rinfo.address);
+      this.socket!.send(reply, rinfo.port, rinfo.address); // a session exists only once the socket has a message
     });
     // A pod that is not there answers ICMP port unreachable, which a connected socket reports as ECONNREFUSED.
     socket.on('error', (err: NodeJS.ErrnoException) => this.fail(session, err));
@@ -151,13 +149,17 @@ export class UdpForwarder implements Forwarder {
 
   listen(host: string, port: number): Promise<void> {
     // Sessions bind to this listener's address, so the next hop sees this layer; from an IPv6 listener, to IPv4 loopback.
-    this.host = host.includes(':') ? '127.0.0.1' : host;
-    return bindUdp(this.socket, host, port);
+    const v6 = net.isIPv6(host);
+    this.host = v6 ? '127.0.0.1' : host;
+    const socket = (this.socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4' }));
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    return bindUdp(socket, host, port);
   }
 
   async close(_drainMs: number): Promise<void> {
     this.destroyAll();
-    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    const socket = this.socket;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
   destroyAll(): void {
