@@ -1,5 +1,5 @@
 // routes-table.ts — the translation table people read: one line per port, then a command to try each layer.
-import { hostPort, servedPort, type DesiredState, type ServicePortState, type ServiceState } from '../model/desired-state.js';
+import { HTTP2_PORT, hostPort, servedPort, type DesiredState, type ServicePortState, type ServiceState } from '../model/desired-state.js';
 import { iptPortProtoHash, nftServiceBase } from '../rules/names.js';
 
 /** kubeProxyChains names the chains kube-proxy gives a Service port: `portlab rules` prints them. */
@@ -13,7 +13,7 @@ export function kubeProxyChains(svc: ServiceState, sp: ServicePortState): { nfta
 // Port names and appProtocols that say which client fits (IANA service names, and Kubernetes' appProtocol values).
 const HTTP_NAMES = /^(http|http-.*|web|metrics|prometheus)$/;
 const CLIENTS: { names: RegExp; udp: boolean; command: (a: string, p: number) => string }[] = [
-  { names: /^(grpc|grpc-.*|h2c|kubernetes\.io\/h2c)$/, udp: false, command: (a, p) => `grpcurl -plaintext ${hostPort(a, p)} list` },
+  { names: HTTP2_PORT, udp: false, command: (a, p) => `grpcurl -plaintext ${hostPort(a, p)} list` },
   { names: /^(https|https-.*|tls)$/, udp: false, command: (a, p) => `curl -sk https://${hostPort(a, p)}/` },
   { names: /^(redis|redis-.*)$/, udp: false, command: (a, p) => `redis-cli -h ${a} -p ${p} ping` },
   { names: /^(postgres|postgresql|pg)$/, udp: false, command: (a, p) => `psql -h ${a} -p ${p} -U postgres` },

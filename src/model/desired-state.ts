@@ -55,7 +55,7 @@ export function portMode(p: Pick<ServicePortSpec, 'protocol' | 'name' | 'appProt
 }
 
 /** HTTP2_PORT: a port name or appProtocol that says HTTP/2 without TLS (gRPC, h2c). */
-const HTTP2_PORT = /^(grpc|grpc-.*|h2c|h2c-.*|kubernetes\.io\/h2c)$/;
+export const HTTP2_PORT = /^(grpc|grpc-.*|h2c|h2c-.*|kubernetes\.io\/h2c)$/;
 
 /**
  * http2Note tells, at start, where an HTTP/2 port goes: at L4 its bytes pass through; at L7 (--mode http) HTTP/2
