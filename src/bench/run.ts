@@ -25,7 +25,7 @@ interface Target extends TargetInfo {
  */
 function sizes(quick: boolean) {
   return quick
-    ? { pings: 200, latency: 200, throughputMs: 400, bulkBytes: 8 << 20, connMs: 300, limitMs: 5_000, warm: 50, settleMs: 20, slices: 2 }
+    ? { pings: 100, latency: 100, throughputMs: 250, bulkBytes: 4 << 20, connMs: 200, limitMs: 5_000, warm: 50, settleMs: 20, slices: 2 }
     : { pings: 5000, latency: 3000, throughputMs: 3000, bulkBytes: 256 << 20, connMs: 1500, limitMs: 30_000, warm: 500, settleMs: 300, slices: 10 };
 }
 
